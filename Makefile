@@ -1,0 +1,54 @@
+# Catflow — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/catflow_test
+
+.PHONY: run test lint typecheck services clean help
+
+help:
+	@echo "make run   - create .venv if needed, install, and serve the project on SQLite"
+	@echo "make test  - install test tools, check lint and types, run the whole suite"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==26.3
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/catflow serve
+
+# PostgreSQL, Redis and RabbitMQ run on the development and CI machines; start
+# PostgreSQL if it is stopped and make sure the test database exists. Tests that
+# need it skip loudly when it truly cannot be had.
+services:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  echo "PostgreSQL is not answering; trying to start it"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql 2>/dev/null | head -1) main start 2>/dev/null || true; \
+	  for i in $$(seq 1 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done; \
+	fi
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='catflow_test'" | grep -q 1 \
+	    || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE catflow_test"; \
+	else echo "WARNING: PostgreSQL unavailable; PostgreSQL tests will be skipped"; fi
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check engine tests benchmarks
+	$(BIN)/ruff format --check engine tests benchmarks
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy --strict engine
+
+test: $(VENV)/.installed-test services lint typecheck
+	CATFLOW_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) catflow.db catflow.db-wal catflow.db-shm

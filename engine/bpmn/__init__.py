@@ -1,0 +1,23 @@
+"""BPMN: the only package that imports SpiffWorkflow.
+
+Parsing and deploy-time validation, the sandboxed script engine, the service-task
+bridge, and (de)serialisation of specs and instance state.
+"""
+
+from ._engine import ScriptFailed, TaskInfo
+from ._run import Failure, Outcome, ProcessRun, StepHooks
+from ._validate import OperatorSignature, ParsedFile, ParsedProcess, content_hash, validate_file
+
+__all__ = [
+    "Failure",
+    "OperatorSignature",
+    "Outcome",
+    "ParsedFile",
+    "ParsedProcess",
+    "ProcessRun",
+    "ScriptFailed",
+    "StepHooks",
+    "TaskInfo",
+    "content_hash",
+    "validate_file",
+]

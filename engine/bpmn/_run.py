@@ -1,0 +1,305 @@
+"""One instance's workflow in memory: advance it task by task, report where it stands."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from SpiffWorkflow.bpmn import BpmnWorkflow
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from engine.errors import BpmnError, CatflowError, Conflict, NotFound
+
+from ._engine import CatflowScriptEngine, ScriptFailed, TaskInfo
+from ._serialize import SPECS, dump_state, load_state
+
+
+class StepHooks(Protocol):
+    """What the runtime does around each task: log it, checkpoint it, call services."""
+
+    def task_started(self, task: TaskInfo) -> None: ...
+
+    def task_finished(
+        self, task: TaskInfo, outcome: str, changed: dict[str, Any], message: str | None
+    ) -> None: ...
+
+    def call_service(self, task: TaskInfo, operator: str, params: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a task could not complete; enough for an operator to act on."""
+
+    task: TaskInfo | None
+    kind: str  # script | expression | bpmn_error | operator | engine
+    message: str
+    line: int | None = None
+    code: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        where = f"task {self.task.label()}" if self.task else "the process"
+        line = f", line {self.line}" if self.line else ""
+        return f"{where}{line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # completed | waiting | runnable | failed
+    due_at: datetime | None = None
+    waiting_for: str | None = None
+    failure: Failure | None = None
+
+
+class _HookFailed(Exception):
+    def __init__(self, original: BaseException) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
+def _snapshot(data: dict[str, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        try:
+            out[key] = json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            out[key] = repr(value)
+    return out
+
+
+class ProcessRun:
+    """Wraps a SpiffWorkflow workflow; nothing outside engine.bpmn sees SpiffWorkflow."""
+
+    def __init__(self, workflow: Any) -> None:
+        self.workflow = workflow
+        self.engine: CatflowScriptEngine = workflow.script_engine
+        self._current: Any = None
+        self._started: float = 0.0
+        self._before: dict[str, str] = {}
+        self._hooks: StepHooks | None = None
+
+    # -- creating and persisting -------------------------------------------------
+
+    @classmethod
+    def start(cls, spec_key: object, spec_json: str, variables: dict[str, Any]) -> ProcessRun:
+        spec, subprocess_specs = SPECS.get(spec_key, spec_json)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=CatflowScriptEngine())
+        start = workflow.get_tasks(state=TaskState.READY)
+        json.dumps(variables)  # refuse what could not be stored, before anything runs
+        for task in start:
+            task.data.update(variables)
+        return cls(workflow)
+
+    @classmethod
+    def load(cls, spec_key: object, spec_json: str, state_json: str) -> ProcessRun:
+        spec, subprocess_specs = SPECS.get(spec_key, spec_json)
+        workflow = load_state(state_json, spec, subprocess_specs)
+        workflow.script_engine = CatflowScriptEngine()
+        return cls(workflow)
+
+    def dump(self) -> str:
+        return dump_state(self.workflow)
+
+    # -- running --------------------------------------------------------------
+
+    def advance(self, hooks: StepHooks) -> Outcome:
+        """Run every task that can run now; stop when waiting, finished or failed."""
+        self._hooks = hooks
+        self.engine.services = hooks.call_service
+        try:
+            while True:
+                try:
+                    self.workflow.refresh_timers()
+                    self.workflow.do_engine_steps(
+                        will_complete_task=self._will_run, did_complete_task=self._did_run
+                    )
+                except _HookFailed as exc:
+                    raise exc.original from None
+                except BpmnError as err:
+                    if self._throw(err):
+                        continue
+                    return Outcome("failed", failure=self._fail("bpmn_error", err))
+                except ScriptFailed as err:
+                    return Outcome("failed", failure=self._fail(err.kind, err, line=err.line))
+                except CatflowError as err:
+                    return Outcome("failed", failure=self._fail("operator", err))
+                except SpiffWorkflowException as err:
+                    return Outcome("failed", failure=self._fail("engine", err))
+                except Exception as err:  # an operator's or the engine's own bug
+                    return Outcome("failed", failure=self._fail("engine", err))
+                return self.status()
+        finally:
+            self.engine.services = None
+            self._hooks = None
+            self._current = None
+
+    def _will_run(self, task: Any) -> None:
+        self._current = task
+        self._started = time.perf_counter()
+        self._before = _snapshot(task.data)
+        assert self._hooks is not None
+        try:
+            self._hooks.task_started(TaskInfo.of(task))
+        except Exception as exc:
+            raise _HookFailed(exc) from exc
+
+    def _did_run(self, task: Any) -> None:
+        after = _snapshot(task.data)
+        changed: dict[str, Any] = {
+            k: task.data[k] for k, v in after.items() if self._before.get(k) != v
+        }
+        for gone in set(self._before) - set(after):
+            changed[gone] = None
+        assert self._hooks is not None
+        outcome = (
+            "completed"
+            if task.state == TaskState.COMPLETED
+            else TaskState.get_name(task.state).lower()
+        )
+        try:
+            self._hooks.task_finished(TaskInfo.of(task), outcome, changed, None)
+        except Exception as exc:
+            raise _HookFailed(exc) from exc
+        self._current = None
+
+    def _throw(self, err: BpmnError) -> bool:
+        """Offer a BPMN error to the boundary events of the failed task; True if caught."""
+        task = self._current
+        if task is None:
+            return False
+        payload = {"code": err.code, "message": err.message, "details": err.details}
+        event = BpmnEvent(
+            ErrorEventDefinition(err.code, code=err.code), payload=payload, target=task.workflow
+        )
+        caught = self.workflow.event_manager.catch(event)
+        self.workflow.bpmn_events = [e for e in self.workflow.bpmn_events if e is not event]
+        if not caught:
+            return False
+        info = TaskInfo.of(task)
+        for ready in self.workflow.get_tasks(state=TaskState.READY):
+            if isinstance(ready.task_spec, BoundaryEvent) and ready.parent is task.parent:
+                ready.data["error"] = {**payload, "element_id": info.element_id}
+        assert self._hooks is not None
+        self._hooks.task_finished(
+            info, "caught", {}, f"BPMN error {err.code!r} caught by a boundary event: {err.message}"
+        )
+        self._current = None
+        return True
+
+    def _fail(self, kind: str, err: BaseException, line: int | None = None) -> Failure:
+        task = self._current
+        info = TaskInfo.of(task) if task is not None else None
+        code = err.code if isinstance(err, BpmnError) else None
+        details: dict[str, Any] = dict(err.details) if isinstance(err, BpmnError) else {}
+        if isinstance(err, CatflowError) and err.problems:
+            details["problems"] = [p.to_dict() for p in err.problems]
+        if isinstance(err, BpmnError):
+            message = f"BPMN error {err.code!r} was not caught: {err.message}"
+        elif isinstance(err, ScriptFailed | CatflowError):
+            message = str(err)
+        else:
+            message = f"{type(err).__name__}: {err}"
+        if task is not None and task.state == TaskState.ERROR:
+            # Leave the task ready to run again: `retry` re-runs it, `skip` completes it.
+            task._set_state(TaskState.READY)
+        self._current = None
+        return Failure(task=info, kind=kind, message=message, line=line, code=code, details=details)
+
+    # -- where it stands --------------------------------------------------------
+
+    def status(self) -> Outcome:
+        wf = self.workflow
+        if wf.completed:
+            return Outcome("completed")
+        if any(not t.task_spec.manual for t in wf.get_tasks(state=TaskState.READY)):
+            return Outcome("runnable", due_at=datetime.now(UTC))
+        waits: list[str] = []
+        due: list[datetime] = []
+        for task in wf.get_tasks(state=TaskState.READY, manual=True):
+            waits.append(f"user task {TaskInfo.of(task).label()}")
+        for task in list(wf.event_manager.tasks.values()):
+            definition = task.task_spec.event_definition
+            info = TaskInfo.of(task)
+            if isinstance(definition, TimerEventDefinition):
+                when = _timer_due(definition.details(task).value)
+                if when is not None:
+                    due.append(when)
+                    waits.append(f"timer {info.label()} until {when.isoformat()}")
+                    continue
+            if isinstance(task.task_spec, BoundaryEvent):
+                continue
+            waits.append(
+                f"{type(definition).__name__.replace('EventDefinition', '').lower()} "
+                f"event {info.label()}"
+            )
+        return Outcome("waiting", due_at=min(due) if due else None, waiting_for="; ".join(waits))
+
+    def variables(self) -> dict[str, Any]:
+        wf = self.workflow
+        if wf.completed:
+            return dict(wf.data or (wf.last_task.data if wf.last_task else {}))
+        for state in (TaskState.READY, TaskState.WAITING, TaskState.STARTED):
+            tasks = wf.get_tasks(state=state)
+            if tasks:
+                return dict(tasks[0].data)
+        return dict(wf.last_task.data) if wf.last_task else {}
+
+    def element_states(self) -> dict[str, str]:
+        """The state of each element that has a task, by element id (for diagrams)."""
+        states: dict[str, str] = {}
+        for task in self.workflow.get_tasks():
+            bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+            if bpmn_id:
+                states[str(bpmn_id)] = TaskState.get_name(task.state).lower()
+        return states
+
+    # -- operator actions -----------------------------------------------------
+
+    def user_tasks(self) -> list[TaskInfo]:
+        return [TaskInfo.of(t) for t in self.workflow.get_tasks(state=TaskState.READY, manual=True)]
+
+    def complete_user_task(self, element_id: str, data: dict[str, Any]) -> TaskInfo:
+        json.dumps(data)
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            if TaskInfo.of(task).element_id == element_id:
+                task.data.update(data)
+                task.run()
+                return TaskInfo.of(task)
+        waiting = ", ".join(t.element_id for t in self.user_tasks()) or "none"
+        raise NotFound(
+            f"no user task {element_id!r} is waiting to be completed (waiting: {waiting})"
+        )
+
+    def skip_task(self, task_id: str, data: dict[str, Any]) -> TaskInfo:
+        """Complete a ready task without running it, optionally setting variables."""
+        json.dumps(data)
+        for task in self.workflow.get_tasks(state=TaskState.READY):
+            if str(task.id) == task_id:
+                task.data.update(data)
+                task.complete()
+                return TaskInfo.of(task)
+        raise Conflict(f"task {task_id} is not ready to be skipped")
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+
+def _timer_due(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        try:
+            moment = TimerEventDefinition.get_datetime(value)
+        except (ValueError, TypeError):
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,387 @@
+"""The record service: every change validated, and its event written in the same transaction.
+
+The CLI, the HTTP API and processes' ``records.*`` operators all go through here,
+each handing in the session (transaction) the change belongs to.
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, func, literal, select, text, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.errors import NotFound, Problem, ValidationFailed
+from engine.store import OutboxEvent, RecordRow, utcnow
+
+from ._fields import FieldDef, FieldError, normalise, parse_filter
+from ._schema import CatalogDef
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Who made a change: a person (``user``), a process instance, or the system."""
+
+    kind: str
+    user: str | None = None
+    instance_id: int | None = None
+    process_id: str | None = None
+
+    @classmethod
+    def person(cls, name: str | None = None) -> Cause:
+        if name is None:
+            try:
+                name = getpass.getuser()
+            except (KeyError, OSError):
+                name = "unknown"
+        return cls(kind="user", user=name)
+
+    @classmethod
+    def instance(cls, instance_id: int, process_id: str) -> Cause:
+        return cls(kind="instance", instance_id=instance_id, process_id=process_id)
+
+    @property
+    def by_process(self) -> bool:
+        return self.kind != "user"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Record:
+    id: int
+    catalog: str
+    data: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as processes and ``--json`` see it: its id and its fields."""
+        return {"id": self.id, **self.data}
+
+    @classmethod
+    def from_row(cls, row: RecordRow) -> Record:
+        return cls(row.id, row.catalog, dict(row.data), row.version, row.created_at, row.updated_at)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Record]
+    total: int
+    limit: int
+    offset: int
+
+
+class RecordService:
+    """Record operations over the catalogs given; each call works inside the caller's session."""
+
+    def __init__(self, catalogs: Mapping[str, CatalogDef]) -> None:
+        self.catalogs = dict(catalogs)
+
+    def catalog(self, name: str) -> CatalogDef:
+        try:
+            return self.catalogs[name]
+        except KeyError:
+            known = ", ".join(sorted(self.catalogs)) or "none"
+            raise NotFound(f"no catalog named {name!r} (known catalogs: {known})") from None
+
+    # -- writes ---------------------------------------------------------------
+
+    def create(
+        self,
+        session: Session,
+        catalog: str,
+        data: Mapping[str, Any],
+        cause: Cause,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Record:
+        """Create a record; with an ``idempotency_key``, a repeat returns the first one."""
+        definition = self.catalog(catalog)
+        if idempotency_key is not None:
+            existing = session.scalar(
+                select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
+            )
+            if existing is not None:
+                return Record.from_row(existing)
+        values = self._validate(session, definition, data, cause, creating=True)
+        row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
+        now = utcnow()
+        row.created_at = row.updated_at = now
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            # Another transaction created it first; that one is the record.
+            existing = session.scalar(
+                select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
+            )
+            if existing is None:
+                raise
+            return Record.from_row(existing)
+        record = Record.from_row(row)
+        changed = [k for k, v in values.items() if v is not None]
+        self._emit(session, record, "created", changed, None, record.as_dict(), cause)
+        return record
+
+    def update(
+        self,
+        session: Session,
+        catalog: str,
+        record_id: int,
+        changes: Mapping[str, Any],
+        cause: Cause,
+    ) -> Record:
+        """Change the given fields only; an update that changes nothing emits nothing."""
+        definition = self.catalog(catalog)
+        row = self._row(session, catalog, record_id, lock=True)
+        values = self._validate(session, definition, changes, cause, creating=False)
+        changed = [k for k, v in values.items() if row.data.get(k) != v]
+        if not changed:
+            return Record.from_row(row)
+        old = {"id": row.id, **row.data}
+        row.data = {**row.data, **values}
+        row.version += 1
+        row.updated_at = utcnow()
+        session.flush()
+        record = Record.from_row(row)
+        self._emit(session, record, "updated", changed, old, record.as_dict(), cause)
+        return record
+
+    def delete(self, session: Session, catalog: str, record_id: int, cause: Cause) -> Record:
+        self.catalog(catalog)
+        row = self._row(session, catalog, record_id, lock=True)
+        record = Record.from_row(row)
+        session.delete(row)
+        session.flush()
+        self._emit(session, record, "deleted", list(record.data), record.as_dict(), None, cause)
+        return record
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, session: Session, catalog: str, record_id: int) -> Record:
+        self.catalog(catalog)
+        return Record.from_row(self._row(session, catalog, record_id))
+
+    def find(
+        self,
+        session: Session,
+        catalog: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """Records whose fields equal the filter values (a list value means "one of")."""
+        definition = self.catalog(catalog)
+        if limit < 1 or limit > 10_000:
+            raise ValidationFailed(f"limit must be between 1 and 10000, got {limit}")
+        if offset < 0:
+            raise ValidationFailed(f"offset cannot be negative, got {offset}")
+        conditions: list[ColumnElement[bool]] = [RecordRow.catalog == catalog]
+        dialect = session.get_bind().dialect.name
+        for i, (fname, value) in enumerate((filters or {}).items()):
+            if fname == "id":
+                ids = value if isinstance(value, list) else [value]
+                conditions.append(RecordRow.id.in_([int(v) for v in ids]))
+                continue
+            fdef = definition.fields.get(fname)
+            if fdef is None:
+                raise ValidationFailed(
+                    f"cannot filter {catalog} on {fname!r}",
+                    [Problem(f"no field {fname!r}", where=catalog, hint=_known(definition))],
+                )
+            conditions.append(_condition(fdef, value, dialect, i))
+        where = and_(*conditions)
+        total = session.scalar(select(func.count()).select_from(RecordRow).where(where)) or 0
+        rows = session.scalars(
+            select(RecordRow).where(where).order_by(RecordRow.id).limit(limit).offset(offset)
+        )
+        return Page([Record.from_row(r) for r in rows], total, limit, offset)
+
+    def parse_where(self, catalog: str, expressions: list[str]) -> dict[str, Any]:
+        """``["field=value", ...]`` from the command line, typed by each field's type."""
+        definition = self.catalog(catalog)
+        filters: dict[str, Any] = {}
+        problems: list[Problem] = []
+        for expr in expressions:
+            fname, sep, raw = expr.partition("=")
+            fname = fname.strip()
+            if not sep:
+                problems.append(Problem(f"{expr!r} is not FIELD=VALUE", where="--where"))
+                continue
+            if fname == "id":
+                filters["id"] = raw
+                continue
+            fdef = definition.fields.get(fname)
+            if fdef is None:
+                problems.append(
+                    Problem(f"no field {fname!r} in {catalog}", "--where", _known(definition))
+                )
+                continue
+            try:
+                filters[fname] = parse_filter(fdef, raw)
+            except FieldError as exc:
+                problems.append(Problem(str(exc), where=f"--where {fname}"))
+        if problems:
+            raise ValidationFailed("the filters were refused", problems)
+        return filters
+
+    # -- internals ------------------------------------------------------------
+
+    def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> RecordRow:
+        query = select(RecordRow).where(RecordRow.id == record_id, RecordRow.catalog == catalog)
+        if lock:
+            query = query.with_for_update()
+        row = session.scalar(query)
+        if row is None:
+            raise NotFound(f"{catalog} record {record_id} does not exist")
+        return row
+
+    def _validate(
+        self,
+        session: Session,
+        definition: CatalogDef,
+        data: Mapping[str, Any],
+        cause: Cause,
+        *,
+        creating: bool,
+    ) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            raise ValidationFailed(
+                f"{definition.name} record data must be an object of field values",
+                [Problem(f"got {type(data).__name__}", where=definition.name)],
+            )
+        problems: list[Problem] = []
+        values: dict[str, Any] = {}
+        for fname, value in data.items():
+            where = f"{definition.name}.{fname}"
+            fdef = definition.fields.get(fname)
+            if fdef is None:
+                if fname != "id":
+                    problems.append(Problem("unknown field", where, _known(definition)))
+                continue
+            if fdef.readonly and not cause.by_process:
+                problems.append(
+                    Problem("is read-only: it is set by processes, not by users", where)
+                )
+                continue
+            try:
+                values[fname] = normalise(fdef, value)
+            except FieldError as exc:
+                problems.append(Problem(str(exc), where))
+        if creating:
+            # Every field present, in the catalog's order; defaults where none was given.
+            values = {
+                fname: values.get(fname, fdef.default) for fname, fdef in definition.fields.items()
+            }
+        refused = {p.where for p in problems}
+        for fname, fdef in definition.fields.items():
+            where = f"{definition.name}.{fname}"
+            if where in refused:
+                continue
+            if fdef.required and fname in values and values[fname] in (None, "", []):
+                problems.append(Problem("is required", where, f"give a {fdef.type} value"))
+        problems.extend(self._check_links(session, definition, values))
+        if problems:
+            raise ValidationFailed(f"the {definition.name} record was refused", problems)
+        return values
+
+    def _check_links(
+        self, session: Session, definition: CatalogDef, values: Mapping[str, Any]
+    ) -> list[Problem]:
+        problems: list[Problem] = []
+        for fname, value in values.items():
+            fdef = definition.fields[fname]
+            if fdef.type != "link" or value in (None, []):
+                continue
+            wanted = set(value if isinstance(value, list) else [value])
+            found = set(
+                session.scalars(
+                    select(RecordRow.id).where(
+                        RecordRow.catalog == fdef.catalog, RecordRow.id.in_(wanted)
+                    )
+                )
+            )
+            for missing in sorted(wanted - found):
+                problems.append(
+                    Problem(
+                        f"{fdef.catalog} record {missing} does not exist",
+                        f"{definition.name}.{fname}",
+                    )
+                )
+        return problems
+
+    def _emit(
+        self,
+        session: Session,
+        record: Record,
+        kind: str,
+        changed: list[str],
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        cause: Cause,
+    ) -> None:
+        session.add(
+            OutboxEvent(
+                catalog=record.catalog,
+                record_id=record.id,
+                kind=kind,
+                changed=changed,
+                old=old,
+                new=new,
+                cause_kind=cause.kind,
+                cause_user=cause.user,
+                cause_instance_id=cause.instance_id,
+                cause_process_id=cause.process_id,
+            )
+        )
+
+
+def _known(definition: CatalogDef) -> str:
+    return f"fields of {definition.name}: {', '.join(definition.fields)}"
+
+
+def _accessor(fdef: FieldDef) -> Callable[[Any], Any]:
+    if fdef.type == "number":
+        return lambda c: c.as_float()
+    if fdef.type == "boolean":
+        return lambda c: c.as_boolean()
+    if fdef.type == "link":
+        return lambda c: c.as_integer()
+    return lambda c: c.as_string()
+
+
+def _condition(fdef: FieldDef, value: Any, dialect: str, index: int) -> ColumnElement[bool]:
+    if fdef.is_list and not isinstance(value, list):
+        # "participants=3": the list holds 3.
+        if dialect == "postgresql":
+            contains: ColumnElement[bool] = type_coerce(RecordRow.data, JSONB)[fdef.name].contains(
+                [value]
+            )
+            return contains
+        return exists(
+            text(f"SELECT 1 FROM json_each(records.data, :path{index}) WHERE value = :val{index}")
+            .bindparams(**{f"path{index}": f'$."{fdef.name}"', f"val{index}": value})
+            .columns()
+        )
+    column = _accessor(fdef)(RecordRow.data[fdef.name])
+    result: ColumnElement[bool]
+    if isinstance(value, list):
+        result = column.in_(value) if value else literal(False)
+    elif value is None:
+        result = column.is_(None)
+    else:
+        result = column == value
+    return result

@@ -1,0 +1,219 @@
+"""The `catflow` command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from engine import __version__
+from engine.logs import configure_logging
+from engine.runtime import Runner, list_processes, open_incidents
+
+from ._common import State, emit_json, handle_errors, state, table
+from ._instances import instances
+from ._records import records
+
+JSON_HELP = "Print JSON for scripts instead of a table."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=str),
+    envvar="CATFLOW_HOME",
+    help="The project folder (with catalogs/ and processes/). Default: $CATFLOW_HOME or the "
+    "current folder.",
+)
+@click.option(
+    "--log-level",
+    default=lambda: os.environ.get("CATFLOW_LOG_LEVEL", "warning"),
+    help="Log level for the structured log on stderr.",
+)
+@click.version_option(__version__, prog_name="catflow")
+@click.pass_context
+def cli(ctx: click.Context, project_dir: str | None, log_level: str) -> None:
+    """Catflow: BPMN processes started by changes to catalog records.
+
+    Every command loads the project first: it migrates the database, deploys
+    processes/*.bpmn and loads catalogs/*.yaml, refusing with the reasons if
+    any file is invalid.
+    """
+    configure_logging(log_level)
+    ctx.obj = State(project_dir)
+    ctx.call_on_close(ctx.obj.close)
+
+
+cli.add_command(records)
+cli.add_command(instances)
+
+
+@cli.command("deploy")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def deploy(files: tuple[Path, ...], as_json: bool) -> None:
+    """Validate and deploy BPMN FILES; all of them, or none if any is refused.
+
+    Deploying the same content again changes nothing; changed content becomes a new
+    version, and running instances stay on the version they started with.
+    """
+    project = state().project(extra_files=files)
+    wanted = {str(f.resolve()) for f in files}
+    results = [r for r in project.deployed if str(Path(r.filename).resolve()) in wanted]
+    if as_json:
+        emit_json([r.__dict__ for r in results])
+        return
+    table(
+        ["file", "process", "version", "status"],
+        [[r.filename, r.process_id, r.version, r.status] for r in results],
+    )
+
+
+@cli.group("processes")
+def processes() -> None:
+    """Deployed process definitions."""
+
+
+@processes.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def processes_list(as_json: bool) -> None:
+    """List deployed processes with their latest version."""
+    project = state().project()
+    with project.db.session() as session:
+        items = list_processes(session)
+    if as_json:
+        emit_json([p.__dict__ for p in items])
+        return
+    table(
+        ["process", "name", "version", "versions", "instances", "deployed", "file"],
+        [
+            [
+                p.process_id,
+                p.name,
+                p.latest_version,
+                p.versions,
+                p.instances,
+                p.deployed_at,
+                p.filename,
+            ]
+            for p in items
+        ],
+    )
+
+
+@cli.group("catalogs")
+def catalogs() -> None:
+    """Catalog definitions (loaded from catalogs/*.yaml)."""
+
+
+@catalogs.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def catalogs_list(as_json: bool) -> None:
+    """List catalogs with their fields and trigger rules."""
+    project = state().project()
+    items = [c.to_dict() for c in project.catalogs.values()]
+    if as_json:
+        emit_json(items)
+        return
+    table(
+        ["catalog", "fields", "triggers"],
+        [
+            [
+                c["name"],
+                ", ".join(c["fields"]),
+                "; ".join(f"{t['on']} -> {t['process']}" for t in c["triggers"]),
+            ]
+            for c in items
+        ],
+    )
+
+
+@cli.group("incidents")
+def incidents() -> None:
+    """Failures that need a person."""
+
+
+@incidents.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def incidents_list(as_json: bool) -> None:
+    """List open incidents."""
+    project = state().project()
+    with project.db.session() as session:
+        rows = open_incidents(session)
+        items = [
+            {
+                "id": i.id,
+                "instance_id": i.instance_id,
+                "element_id": i.element_id,
+                "line": i.line,
+                "kind": i.kind,
+                "message": i.message,
+                "created_at": i.created_at.isoformat(),
+            }
+            for i in rows
+        ]
+    if as_json:
+        emit_json(items)
+        return
+    table(
+        ["id", "instance", "element", "kind", "message"],
+        [[i["id"], i["instance_id"], i["element_id"], i["kind"], i["message"]] for i in items],
+    )
+
+
+@cli.command("run-once")
+@handle_errors
+def run_once() -> None:
+    """Do all work that is due now — dispatch record events, run instances — and exit."""
+    project = state().project()
+    report = Runner(project, workers=1).run_once()
+    states = ", ".join(f"{n} {s}" for s, n in sorted(report.states.items())) or "none"
+    click.echo(
+        f"dispatched {report.events} event(s), created {report.instances_created} instance(s), "
+        f"ran {report.runs} time(s): {states}"
+    )
+
+
+@cli.command("serve")
+@click.option("--workers", type=int, help="Worker threads (default: $CATFLOW_WORKERS or 4).")
+@handle_errors
+def serve(workers: int | None) -> None:
+    """Run the dispatcher, the scheduler and a pool of workers until stopped (Ctrl-C)."""
+    project = state().project()
+    runner = Runner(project, workers=workers)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        click.echo(
+            f"\nstopping ({signal.Signals(signum).name}); finishing the steps at hand", err=True
+        )
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    where = _safe_url(project.settings.database_url)
+    click.echo(
+        f"catflow serving {project.settings.project_dir} on {where}"
+        f" with {runner.workers} worker(s); Ctrl-C stops",
+        err=True,
+    )
+    runner.serve(stop)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def main() -> None:
+    cli(prog_name="catflow")

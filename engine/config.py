@@ -1,0 +1,75 @@
+"""Settings from CATFLOW_* environment variables, with defaults that work out of the box."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r} is not a number") from exc
+
+
+def normalise_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain PostgreSQL URLs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    database_url: str
+    workers: int
+    lease_seconds: float
+    poll_interval: float
+    max_bpmn_bytes: int
+    worker_name: str
+
+    @property
+    def catalogs_dir(self) -> Path:
+        return self.project_dir / "catalogs"
+
+    @property
+    def processes_dir(self) -> Path:
+        return self.project_dir / "processes"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(project_dir: str | Path | None = None) -> Settings:
+    """Read settings; the project folder is the argument, CATFLOW_HOME, or the current folder."""
+    home = Path(project_dir or os.environ.get("CATFLOW_HOME") or Path.cwd()).resolve()
+    url = os.environ.get("CATFLOW_DATABASE_URL") or f"sqlite:///{home / 'catflow.db'}"
+    return Settings(
+        project_dir=home,
+        database_url=normalise_database_url(url),
+        workers=_int("CATFLOW_WORKERS", 4),
+        lease_seconds=_float("CATFLOW_LEASE_SECONDS", 30.0),
+        poll_interval=_float("CATFLOW_POLL_INTERVAL", 0.2),
+        max_bpmn_bytes=_int("CATFLOW_MAX_BPMN_BYTES", 2 * 1024 * 1024),
+        worker_name=os.environ.get("CATFLOW_WORKER_NAME")
+        or f"{socket.gethostname()}:{os.getpid()}",
+    )

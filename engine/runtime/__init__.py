@@ -1,0 +1,65 @@
+"""Process definitions, instances, leases, the scheduler of due work, and workers."""
+
+from . import _states as states
+from ._definitions import (
+    DeployResult,
+    ProcessSummary,
+    deploy,
+    deploy_paths,
+    deployed_process_ids,
+    latest_version,
+    list_processes,
+)
+from ._executor import Executor, LeaseLost
+from ._instances import (
+    InstanceFilter,
+    blocking_predecessor,
+    cancel,
+    complete_user_task,
+    create_instance,
+    get_instance,
+    instance_detail,
+    instance_summary,
+    list_instances,
+    open_incidents,
+    resume,
+    retry,
+    skip,
+    start_process,
+    suspend,
+)
+from ._project import Project, open_project, start_for_event
+from ._runner import Runner, RunOnceReport
+
+__all__ = [
+    "DeployResult",
+    "Executor",
+    "InstanceFilter",
+    "LeaseLost",
+    "ProcessSummary",
+    "Project",
+    "RunOnceReport",
+    "Runner",
+    "blocking_predecessor",
+    "cancel",
+    "complete_user_task",
+    "create_instance",
+    "deploy",
+    "deploy_paths",
+    "deployed_process_ids",
+    "get_instance",
+    "instance_detail",
+    "instance_summary",
+    "latest_version",
+    "list_instances",
+    "list_processes",
+    "open_incidents",
+    "open_project",
+    "resume",
+    "retry",
+    "skip",
+    "start_for_event",
+    "start_process",
+    "states",
+    "suspend",
+]

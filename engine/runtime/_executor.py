@@ -1,0 +1,373 @@
+"""Running instances: claim with a lease, advance, checkpoint, and record the outcome.
+
+Each step that writes (a ``records.*`` write, say) commits its writes, the new
+workflow state and the step log in one transaction, so a crash never leaves a
+write without the checkpoint that records it: a replay cannot repeat it. Pure
+steps (scripts, gateways) are checkpointed with the next write or at the end;
+after a crash they simply run again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session, aliased
+
+from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
+from engine.catalogs import Cause, RecordService
+from engine.components import OPERATORS, OperatorContext
+from engine.errors import CatflowError, NotFound
+from engine.store import Database, IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
+
+from . import _states as S
+
+log = logging.getLogger("catflow.executor")
+
+
+class LeaseLost(Exception):
+    """Another worker took the instance over (our lease expired); our work is discarded."""
+
+
+class _RecordsForInstance:
+    """The record service as an operator sees it: changes caused by this instance."""
+
+    def __init__(self, service: RecordService, cause: Cause) -> None:
+        self.service = service
+        self.cause = cause
+
+    def get(self, session: Session, catalog: str, record_id: int) -> dict[str, Any]:
+        return self.service.get(session, catalog, record_id).as_dict()
+
+    def find(
+        self, session: Session, catalog: str, where: Mapping[str, Any], limit: int
+    ) -> list[dict[str, Any]]:
+        page = self.service.find(session, catalog, dict(where), limit=limit)
+        return [r.as_dict() for r in page.items]
+
+    def create(
+        self, session: Session, catalog: str, data: Mapping[str, Any], idempotency_key: str
+    ) -> dict[str, Any]:
+        record = self.service.create(
+            session, catalog, data, self.cause, idempotency_key=idempotency_key
+        )
+        return record.as_dict()
+
+    def update(
+        self, session: Session, catalog: str, record_id: int, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        return self.service.update(session, catalog, record_id, data, self.cause).as_dict()
+
+    def delete(self, session: Session, catalog: str, record_id: int) -> bool:
+        try:
+            self.service.delete(session, catalog, record_id, self.cause)
+        except NotFound:
+            return False
+        return True
+
+
+@dataclass
+class _Steps:
+    """The hooks ProcessRun calls around each task."""
+
+    executor: Executor
+    instance_id: int
+    process_id: str
+    run: ProcessRun | None = None
+    pending: list[StepRow] = field(default_factory=list)
+    open_session: Session | None = None
+    started_at: datetime | None = None
+    started: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    tasks_run: int = 0
+
+    def task_started(self, task: TaskInfo) -> None:
+        self.started_at = utcnow()
+        self.started = time.perf_counter()
+        self.notes = []
+
+    def call_service(self, task: TaskInfo, operator: str, params: dict[str, Any]) -> Any:
+        op = OPERATORS.get(operator)
+        if op is None:
+            raise CatflowError(f"unknown service operator {operator!r}")
+        session = self.executor.db.new_session()
+        session.begin()
+        ctx = OperatorContext(
+            instance_id=self.instance_id,
+            process_id=self.process_id,
+            task_id=task.task_id,
+            element_id=task.element_id,
+            session=session,
+            records=_RecordsForInstance(
+                self.executor.records, Cause.instance(self.instance_id, self.process_id)
+            ),
+        )
+        try:
+            result = op.run(ctx, params)
+        except BaseException:
+            session.rollback()
+            session.close()
+            raise
+        self.notes.extend(ctx.notes)
+        if op.writes:
+            # Committed together with the checkpoint, when the task has finished.
+            self.open_session = session
+        else:
+            session.rollback()
+            session.close()
+        return result
+
+    def task_finished(
+        self, task: TaskInfo, outcome: str, changed: dict[str, Any], message: str | None
+    ) -> None:
+        self.tasks_run += 1
+        if task.is_element:
+            text = "\n".join([*self.notes, *([message] if message else [])]) or None
+            self.pending.append(
+                StepRow(
+                    instance_id=self.instance_id,
+                    task_id=task.task_id,
+                    element_id=task.element_id,
+                    element_name=task.name,
+                    element_type=task.type,
+                    outcome=outcome,
+                    started_at=self.started_at or utcnow(),
+                    duration_ms=(time.perf_counter() - self.started) * 1000,
+                    changed=_trim(changed) or None,
+                    message=text,
+                    worker=self.executor.worker_name,
+                )
+            )
+        self.notes = []
+        if self.open_session is not None:
+            session, self.open_session = self.open_session, None
+            try:
+                assert self.run is not None
+                self.executor.checkpoint(session, self.instance_id, self.run, self.pending)
+                self.pending = []
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+    def discard(self) -> None:
+        if self.open_session is not None:
+            self.open_session.rollback()
+            self.open_session.close()
+            self.open_session = None
+
+
+def _trim(changed: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
+    """Keep step logs small: long values are cut, with a note of their size."""
+    import json
+
+    out: dict[str, Any] = {}
+    for key, value in changed.items():
+        text = json.dumps(value, default=str)
+        out[key] = value if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+    return out
+
+
+class Executor:
+    """Claims due instances and runs them; many may run side by side (threads, processes)."""
+
+    def __init__(
+        self, db: Database, records: RecordService, worker_name: str, lease_seconds: float
+    ) -> None:
+        self.db = db
+        self.records = records
+        self.worker_name = worker_name
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- claiming ---------------------------------------------------------------
+
+    def due_instances(self, limit: int = 20) -> list[int]:
+        """Instances a worker could run now, oldest due first."""
+        now = utcnow()
+        earlier = aliased(InstanceRow)
+        blocked = exists().where(
+            earlier.serial_key == InstanceRow.serial_key,
+            earlier.id < InstanceRow.id,
+            earlier.state.in_(S.BLOCKING_STATES),
+        )
+        query = (
+            select(InstanceRow.id)
+            .where(
+                InstanceRow.state.in_(S.RUNNABLE_STATES),
+                InstanceRow.due_at <= now,
+                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
+                or_(InstanceRow.state != S.QUEUED, InstanceRow.serial_key.is_(None), ~blocked),
+            )
+            .order_by(InstanceRow.due_at, InstanceRow.id)
+            .limit(limit)
+        )
+        with self.db.session() as session:
+            return list(session.scalars(query))
+
+    def claim(self, session: Session, instance_id: int) -> bool:
+        now = utcnow()
+        result = session.execute(
+            update(InstanceRow)
+            .where(
+                InstanceRow.id == instance_id,
+                InstanceRow.state.in_(S.RUNNABLE_STATES),
+                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
+            )
+            .values(lease_owner=self.worker_name, lease_expires_at=now + self.lease)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def checkpoint(
+        self, session: Session, instance_id: int, run: ProcessRun, steps: list[StepRow]
+    ) -> None:
+        """Save the workflow state, fenced by our lease, and the steps since the last one."""
+        now = utcnow()
+        result = session.execute(
+            update(InstanceRow)
+            .where(InstanceRow.id == instance_id, InstanceRow.lease_owner == self.worker_name)
+            .values(workflow=run.dump(), updated_at=now, lease_expires_at=now + self.lease)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
+        session.add_all(steps)
+
+    # -- running ---------------------------------------------------------------
+
+    def run_due(self, limit: int = 20) -> list[tuple[int, str]]:
+        """Run what is due now, once each; (instance id, new state) for those run."""
+        done: list[tuple[int, str]] = []
+        for instance_id in self.due_instances(limit):
+            state = self.run_instance(instance_id)
+            if state is not None:
+                done.append((instance_id, state))
+        return done
+
+    def run_instance(self, instance_id: int) -> str | None:
+        """Claim and advance one instance; its new state, or None if it was not ours to run."""
+        with self.db.session() as session:
+            if not self.claim(session, instance_id):
+                return None
+            row = session.get(InstanceRow, instance_id)
+            assert row is not None
+            version = session.get(ProcessVersionRow, row.version_id)
+            assert version is not None
+            if row.state == S.QUEUED:
+                row.started_at = utcnow()
+                row.state = S.RUNNING
+            row.runs += 1
+            process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
+            version_id = version.id
+        steps = _Steps(self, instance_id, process_id)
+        try:
+            run = ProcessRun.load(version_id, spec_json, state_json)
+            steps.run = run
+            outcome = run.advance(steps)
+        except LeaseLost:
+            steps.discard()
+            log.warning(
+                "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
+            )
+            return None
+        except Exception as exc:  # a failure of the engine itself, not of a task
+            steps.discard()
+            log.exception("engine failure", extra={"instance_id": instance_id})
+            outcome = Outcome(
+                "failed", failure=Failure(None, "engine", f"{type(exc).__name__}: {exc}")
+            )
+            run = None
+        steps.discard()
+        try:
+            return self._finish(instance_id, run, outcome, steps.pending)
+        except LeaseLost:
+            log.warning(
+                "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
+            )
+            return None
+
+    def _finish(
+        self, instance_id: int, run: ProcessRun | None, outcome: Outcome, steps: list[StepRow]
+    ) -> str:
+        now = utcnow()
+        values: dict[str, Any] = {
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+            "waiting_for": None,
+        }
+        if run is not None:
+            values["workflow"] = run.dump()
+        if outcome.status == "completed":
+            values.update(state=S.COMPLETED, due_at=None, ended_at=now, error=None)
+        elif outcome.status == "runnable":
+            values.update(state=S.RUNNING, due_at=outcome.due_at or now)
+        elif outcome.status == "waiting":
+            values.update(state=S.WAITING, due_at=outcome.due_at, waiting_for=outcome.waiting_for)
+        else:
+            failure = outcome.failure
+            assert failure is not None
+            values.update(state=S.INCIDENT, due_at=None, error=_error_dict(failure))
+        with self.db.session() as session:
+            result = session.execute(
+                update(InstanceRow)
+                .where(InstanceRow.id == instance_id, InstanceRow.lease_owner == self.worker_name)
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
+            session.add_all(steps)
+            if outcome.failure is not None:
+                self._record_failure(session, instance_id, outcome.failure)
+        log.info(
+            "instance advanced",
+            extra={"instance_id": instance_id, "state": values["state"], "steps": len(steps)},
+        )
+        return str(values["state"])
+
+    def _record_failure(self, session: Session, instance_id: int, failure: Failure) -> None:
+        task = failure.task
+        session.add(
+            StepRow(
+                instance_id=instance_id,
+                task_id=task.task_id if task else "",
+                element_id=task.element_id if task else "",
+                element_name=task.name if task else "",
+                element_type=task.type if task else "",
+                outcome="failed",
+                message=failure.describe(),
+                worker=self.worker_name,
+            )
+        )
+        session.add(
+            IncidentRow(
+                instance_id=instance_id,
+                task_id=task.task_id if task else None,
+                element_id=task.element_id if task else None,
+                element_name=task.name if task else None,
+                line=failure.line,
+                kind=failure.kind,
+                message=failure.describe(),
+                details={"code": failure.code, **failure.details}
+                if failure.code
+                else failure.details,
+            )
+        )
+
+
+def _error_dict(failure: Failure) -> dict[str, Any]:
+    task = failure.task
+    return {
+        "kind": failure.kind,
+        "message": failure.describe(),
+        "task_id": task.task_id if task else None,
+        "element_id": task.element_id if task else None,
+        "element_name": task.name if task else None,
+        "line": failure.line,
+        "code": failure.code,
+    }

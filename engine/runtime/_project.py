@@ -1,0 +1,117 @@
+"""A project: its settings, its database, its catalogs and processes, loaded and checked."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine.catalogs import (
+    CatalogDef,
+    RecordService,
+    load_catalog_files,
+    stored_catalogs,
+    sync_catalogs,
+)
+from engine.config import Settings, load_settings
+from engine.store import Database, migrate
+
+from ._definitions import DeployResult, deploy_paths, deployed_process_ids, latest_version
+from ._instances import create_instance
+
+log = logging.getLogger("catflow.project")
+
+
+def start_for_event(
+    session: Session,
+    process_id: str,
+    variables: dict[str, Any],
+    *,
+    cause: dict[str, Any],
+    serial_key: str | None,
+    event_id: int | None,
+    rule_key: str | None,
+    record: tuple[str, int] | None,
+) -> int:
+    """The dispatcher's way to start an instance of a process's latest version."""
+    version = latest_version(session, process_id)
+    row = create_instance(
+        session,
+        version,
+        variables,
+        cause=cause,
+        serial_key=serial_key,
+        event_id=event_id,
+        rule_key=rule_key,
+        record=record,
+    )
+    return row.id
+
+
+@dataclass
+class Project:
+    settings: Settings
+    db: Database
+    records: RecordService
+    deployed: list[DeployResult]
+
+    @property
+    def catalogs(self) -> dict[str, CatalogDef]:
+        return self.records.catalogs
+
+    def reload_catalogs(self) -> None:
+        with self.db.session() as session:
+            self.records = RecordService(stored_catalogs(session))
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_project(
+    settings: Settings | None = None,
+    *,
+    load_files: bool = True,
+    extra_files: Sequence[Path] = (),
+) -> Project:
+    """Migrate the store, deploy ``processes/*.bpmn`` and load ``catalogs/*.yaml``.
+
+    Raises ValidationFailed (listing every problem) when a file is refused; in that
+    case nothing of that kind (processes, or catalogs) was changed.
+    """
+    settings = settings or load_settings()
+    db = Database(settings.database_url)
+    try:
+        migrate(db)
+        deployed: list[DeployResult] = []
+        if load_files:
+            folder = settings.processes_dir
+            files = sorted(folder.glob("*.bpmn")) if folder.is_dir() else []
+            files += [
+                Path(f)
+                for f in extra_files
+                if Path(f).resolve() not in {p.resolve() for p in files}
+            ]
+            deployed = deploy_paths(
+                db, files, max_bytes=settings.max_bpmn_bytes, deployed_by=f"startup:{_who()}"
+            )
+            definitions = load_catalog_files(settings.catalogs_dir)
+            with db.session() as session:
+                sync_catalogs(session, definitions, deployed_process_ids(session))
+        with db.session() as session:
+            records = RecordService(stored_catalogs(session))
+    except BaseException:
+        db.dispose()
+        raise
+    return Project(settings=settings, db=db, records=records, deployed=deployed)
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

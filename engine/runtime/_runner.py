@@ -1,0 +1,105 @@
+"""The embedded runner: dispatcher, scheduler and a pool of workers in one process."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from engine.events import dispatch_pending
+
+from ._executor import Executor
+from ._project import Project, start_for_event
+
+log = logging.getLogger("catflow.runner")
+
+
+@dataclass
+class RunOnceReport:
+    events: int = 0
+    instances_created: int = 0
+    runs: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+
+
+class Runner:
+    def __init__(self, project: Project, workers: int | None = None) -> None:
+        self.project = project
+        self.workers = workers if workers is not None else project.settings.workers
+        self.executor = Executor(
+            project.db,
+            project.records,
+            project.settings.worker_name,
+            project.settings.lease_seconds,
+        )
+        self._wake = threading.Event()
+
+    def dispatch(self) -> tuple[int, int]:
+        report = dispatch_pending(self.project.db, self.project.catalogs, start_for_event)
+        return report.events, len(report.instances)
+
+    def run_once(self, max_rounds: int = 10_000) -> RunOnceReport:
+        """Do everything that is due now — dispatch events, run instances — then return."""
+        report = RunOnceReport()
+        for _ in range(max_rounds):
+            events, created = self.dispatch()
+            report.events += events
+            report.instances_created += created
+            ran = self.executor.run_due(limit=50)
+            for _instance_id, state in ran:
+                report.runs += 1
+                report.states[state] += 1
+            if not events and not ran:
+                break
+        return report
+
+    # -- serving -----------------------------------------------------------------
+
+    def serve(self, stop: threading.Event) -> None:
+        """Run until ``stop`` is set; then finish the step at hand and return."""
+        threads = [threading.Thread(target=self._dispatcher_loop, args=(stop,), name="dispatcher")]
+        threads += [
+            threading.Thread(target=self._worker_loop, args=(stop,), name=f"worker-{i + 1}")
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        log.info("serving", extra={"workers": self.workers, "worker": self.executor.worker_name})
+        stop.wait()
+        self._wake.set()
+        for thread in threads:
+            thread.join()
+        log.info("stopped")
+
+    def _dispatcher_loop(self, stop: threading.Event) -> None:
+        interval = self.project.settings.poll_interval
+        while not stop.is_set():
+            try:
+                events, created = self.dispatch()
+            except Exception:
+                log.exception("dispatcher failed; retrying")
+                stop.wait(min(5.0, interval * 10))
+                continue
+            if created:
+                self._wake.set()
+            if not events:
+                stop.wait(interval)
+
+    def _worker_loop(self, stop: threading.Event) -> None:
+        interval = self.project.settings.poll_interval
+        while not stop.is_set():
+            ran = 0
+            try:
+                for instance_id in self.executor.due_instances(limit=self.workers * 2):
+                    if stop.is_set():
+                        break
+                    if self.executor.run_instance(instance_id) is not None:
+                        ran += 1
+            except Exception:
+                log.exception("worker failed; retrying")
+                stop.wait(min(5.0, interval * 10))
+                continue
+            if not ran:
+                self._wake.wait(interval)
+                self._wake.clear()

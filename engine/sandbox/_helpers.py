@@ -1,0 +1,130 @@
+"""Helpers handed to scripts: dates, durations, e-mail addresses, lists, nested data."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+
+_DURATION = re.compile(
+    r"^P(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: str | int | float) -> timedelta:
+    """An ISO 8601 duration (``PT45M``, ``P1DT2H``) or a number of minutes."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(minutes=value)
+    match = _DURATION.match(str(value).strip())
+    if not match or str(value).strip() in ("P", "PT"):
+        raise ValueError(f"{value!r} is not an ISO 8601 duration such as 'PT45M' or 'P1D'")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+def parse_datetime(value: str) -> datetime:
+    """An RFC 3339 / ISO 8601 timestamp with an offset (``Z`` allowed)."""
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; write e.g. 2026-11-21T09:00:00+01:00")
+    return parsed
+
+
+def format_rfc3339(value: datetime | str, time_zone: str | None = None) -> str:
+    """RFC 3339 with an explicit offset, optionally converted into ``time_zone``."""
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        raise ValueError("a datetime without an offset cannot be written as RFC 3339")
+    if time_zone:
+        moment = moment.astimezone(ZoneInfo(time_zone))
+    return moment.isoformat()
+
+
+def add_duration(value: datetime | str, duration: str | int | float) -> str:
+    """``value`` plus a duration (ISO 8601 or minutes), as RFC 3339."""
+    moment = parse_datetime(value) if isinstance(value, str) else value
+    return (moment + parse_duration(duration)).isoformat()
+
+
+def to_time_zone(value: datetime | str, time_zone: str) -> str:
+    return format_rfc3339(value, time_zone)
+
+
+def now_utc() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def today(time_zone: str = "UTC") -> str:
+    return datetime.now(ZoneInfo(time_zone)).date().isoformat()
+
+
+def parse_date(value: str) -> date:
+    return date.fromisoformat(value)
+
+
+def normalize_email(value: str) -> str:
+    """A syntactically valid address with its domain lower-cased; raises ValueError if not."""
+    try:
+        return str(validate_email(str(value).strip(), check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid e-mail address: {exc}") from None
+
+
+def is_email(value: Any) -> bool:
+    try:
+        normalize_email(value)
+    except ValueError:
+        return False
+    return True
+
+
+def unique(items: list[Any], key: str | None = None, ignore_case: bool = False) -> list[Any]:
+    """Items in first-seen order without repeats (optionally by a dict key, or caselessly)."""
+    seen: set[Any] = set()
+    out: list[Any] = []
+    for item in items:
+        marker = item[key] if key is not None else item
+        if ignore_case and isinstance(marker, str):
+            marker = marker.casefold()
+        if marker in seen:
+            continue
+        seen.add(marker)
+        out.append(item)
+    return out
+
+
+def dig(data: Any, path: str, default: Any = None) -> Any:
+    """``dig(record, "a.b.0.c")``: nested dict/list access that yields ``default`` when absent."""
+    current = data
+    for part in path.split(".") if path else []:
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.lstrip("-").isdigit():
+            index = int(part)
+            if -len(current) <= index < len(current):
+                current = current[index]
+            else:
+                return default
+        else:
+            return default
+    return current
+
+
+HELPERS: dict[str, Any] = {
+    "parse_duration": parse_duration,
+    "parse_datetime": parse_datetime,
+    "format_rfc3339": format_rfc3339,
+    "add_duration": add_duration,
+    "to_time_zone": to_time_zone,
+    "now_utc": now_utc,
+    "today": today,
+    "parse_date": parse_date,
+    "normalize_email": normalize_email,
+    "is_email": is_email,
+    "unique": unique,
+    "dig": dig,
+}

@@ -1,0 +1,33 @@
+"""Storage: SQLAlchemy models, sessions and migrations. Knows nothing of HTTP or BPMN."""
+
+from ._db import Database
+from ._migrate import current_revision, head_revision, migrate
+from ._models import (
+    Base,
+    CatalogRow,
+    DeploymentRow,
+    IncidentRow,
+    InstanceRow,
+    OutboxEvent,
+    ProcessVersionRow,
+    RecordRow,
+    StepRow,
+)
+from ._types import utcnow
+
+__all__ = [
+    "Base",
+    "CatalogRow",
+    "Database",
+    "DeploymentRow",
+    "IncidentRow",
+    "InstanceRow",
+    "OutboxEvent",
+    "ProcessVersionRow",
+    "RecordRow",
+    "StepRow",
+    "current_revision",
+    "head_revision",
+    "migrate",
+    "utcnow",
+]

@@ -1,0 +1,188 @@
+"""The tables. One row class per concept; columns say what each fact is."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from ._types import JSONType, UTCDateTime, utcnow
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements INTEGER primary keys; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class CatalogRow(Base):
+    """The last accepted definition of a catalog, to judge the next reload against."""
+
+    __tablename__ = "catalogs"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source: Mapped[str] = mapped_column(String(500), default="")
+    content_hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecordRow(Base):
+    __tablename__ = "records"
+    __table_args__ = (Index("ix_records_catalog_id", "catalog", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    catalog: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    # Set by processes' records.create: a replayed create finds the first one.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class OutboxEvent(Base):
+    """A record change, written in the same transaction as the change itself."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_pending", "dispatched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    catalog: Mapped[str] = mapped_column(String(100))
+    record_id: Mapped[int] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(20))  # created | updated | deleted
+    changed: Mapped[list[str]] = mapped_column(JSONType)
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    cause_kind: Mapped[str] = mapped_column(String(20))  # user | instance | system
+    cause_user: Mapped[str | None] = mapped_column(String(200))
+    cause_instance_id: Mapped[int | None] = mapped_column(Id)
+    cause_process_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    dispatch_note: Mapped[str | None] = mapped_column(Text)
+
+
+class DeploymentRow(Base):
+    """One accepted BPMN file, byte for byte."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    filename: Mapped[str] = mapped_column(String(500))
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    xml: Mapped[str] = mapped_column(Text)
+    deployed_by: Mapped[str] = mapped_column(String(200), default="")
+    deployed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ProcessVersionRow(Base):
+    """A process as parsed from one deployment; the spec is stored here once."""
+
+    __tablename__ = "process_versions"
+    __table_args__ = (UniqueConstraint("process_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[str] = mapped_column(Text)  # serialised SpiffWorkflow spec (JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class InstanceRow(Base):
+    __tablename__ = "instances"
+    __table_args__ = (
+        UniqueConstraint("event_id", "rule_key"),
+        Index("ix_instances_due", "state", "due_at"),
+        Index("ix_instances_serial", "serial_key", "id"),
+        Index("ix_instances_record", "record_catalog", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    process_id: Mapped[str] = mapped_column(String(200), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("process_versions.id"))
+    # queued | running | waiting | completed | incident | suspended | cancelled
+    state: Mapped[str] = mapped_column(String(20))
+    serial_key: Mapped[str | None] = mapped_column(String(300))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("outbox_events.id"))
+    rule_key: Mapped[str | None] = mapped_column(String(300))
+    record_catalog: Mapped[str | None] = mapped_column(String(100))
+    record_id: Mapped[int | None] = mapped_column(Id)
+    workflow: Mapped[str] = mapped_column(Text)  # serialised state, without the spec
+    # When a worker should next look at it: now for runnable work, a timer's
+    # or back-off's wake-up time, NULL while it waits for a person or is finished.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    suspended_state: Mapped[str | None] = mapped_column(String(20))
+    waiting_for: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    cause: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class StepRow(Base):
+    """What one task of one instance did: the step log operators read."""
+
+    __tablename__ = "steps"
+    __table_args__ = (Index("ix_steps_instance", "instance_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str] = mapped_column(String(64))
+    element_id: Mapped[str] = mapped_column(String(200))
+    element_name: Mapped[str] = mapped_column(String(500), default="")
+    element_type: Mapped[str] = mapped_column(String(100), default="")
+    # completed | failed | caught | skipped | waiting | cancelled | note
+    outcome: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    duration_ms: Mapped[float] = mapped_column(default=0.0)
+    changed: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    message: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(String(200))
+
+
+class IncidentRow(Base):
+    """A failure that needs a person; stays as history once resolved."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_open", "resolved_at", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    element_id: Mapped[str | None] = mapped_column(String(200))
+    element_name: Mapped[str | None] = mapped_column(String(500))
+    line: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolution: Mapped[str | None] = mapped_column(String(40))
