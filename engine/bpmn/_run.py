@@ -89,8 +89,8 @@ class ProcessRun:
     # -- creating and persisting -------------------------------------------------
 
     @classmethod
-    def start(cls, spec_key: object, spec_json: str, variables: dict[str, Any]) -> ProcessRun:
-        spec, subprocess_specs = SPECS.get(spec_key, spec_json)
+    def start(cls, spec_json: str, variables: dict[str, Any]) -> ProcessRun:
+        spec, subprocess_specs = SPECS.get(spec_json)
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=CatflowScriptEngine())
         start = workflow.get_tasks(state=TaskState.READY)
         json.dumps(variables)  # refuse what could not be stored, before anything runs
@@ -99,8 +99,8 @@ class ProcessRun:
         return cls(workflow)
 
     @classmethod
-    def load(cls, spec_key: object, spec_json: str, state_json: str) -> ProcessRun:
-        spec, subprocess_specs = SPECS.get(spec_key, spec_json)
+    def load(cls, spec_json: str, state_json: str) -> ProcessRun:
+        spec, subprocess_specs = SPECS.get(spec_json)
         workflow = load_state(state_json, spec, subprocess_specs)
         workflow.script_engine = CatflowScriptEngine()
         return cls(workflow)

@@ -58,14 +58,18 @@ def dump_spec(spec: Any, subprocess_specs: dict[str, Any]) -> str:
 
 
 class SpecCache:
-    """Deserialised specs by key (a version id or hash); specs are shared, never mutated."""
+    """Deserialised specs by their serialised text; specs are shared, never mutated.
+
+    Keyed by content, not by a version id: ids repeat across databases.
+    """
 
     def __init__(self, size: int = 256) -> None:
-        self._items: OrderedDict[object, tuple[Any, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: object, spec_json: str) -> tuple[Any, dict[str, Any]]:
+    def get(self, spec_json: str) -> tuple[Any, dict[str, Any]]:
+        key = spec_json
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)

@@ -77,7 +77,7 @@ def deploy(
     deployed_by: str = "",
 ) -> list[DeployResult]:
     """Validate every file, then store them all in one transaction — or nothing at all."""
-    files = list(files)
+    files = list(dict.fromkeys(files))  # the same file named twice is deployed once
     parsed: list[ParsedFile] = []
     results: list[DeployResult] = []
     problems: list[Problem] = []
@@ -93,6 +93,7 @@ def deploy(
                 parsed.append(validate_file(data, filename, OPERATORS.all(), max_bytes=max_bytes))
             except ValidationFailed as exc:
                 problems.extend(exc.problems)
+    problems.extend(_defined_twice(results, parsed))
     if problems:
         raise ValidationFailed(
             f"deployment refused: {len(problems)} problem(s); nothing was deployed", problems
@@ -128,6 +129,39 @@ def deploy(
                     )
                 )
     return results
+
+
+def _defined_twice(unchanged: list[DeployResult], parsed: list[ParsedFile]) -> list[Problem]:
+    """A process defined by two files of one deployment.
+
+    Stored one after the other, each file would be the latest version in turn, and
+    the next deployment of the same files would store both again, endlessly.
+    """
+    owner = {r.process_id: r.filename for r in unchanged}
+    problems: list[Problem] = []
+    for pf in parsed:
+        for proc in pf.processes:
+            other = owner.setdefault(proc.process_id, pf.filename)
+            if other == pf.filename:
+                continue
+            where = f"{pf.filename}:{proc.line}" if proc.line else pf.filename
+            problems.append(
+                Problem(
+                    f"process {proc.process_id!r} is also defined by {other}",
+                    where=f"{where} process '{proc.process_id}' ({proc.name})",
+                    hint="deploy one file per process: remove one of the two files or give "
+                    "one process another id; every file in processes/ is deployed each time",
+                    details={
+                        "file": pf.filename,
+                        "line": proc.line,
+                        "element_id": proc.process_id,
+                        "element_name": proc.name,
+                        "element_type": "process",
+                        "other_file": other,
+                    },
+                )
+            )
+    return problems
 
 
 def deploy_paths(

@@ -10,6 +10,7 @@ after a crash they simply run again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,6 +186,50 @@ class Executor:
         self.records = records
         self.worker_name = worker_name
         self.lease = timedelta(seconds=lease_seconds)
+        self._held: set[int] = set()
+        self._held_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+
+    # -- leases ----------------------------------------------------------------
+
+    def _hold(self, instance_id: int) -> None:
+        with self._held_lock:
+            self._held.add(instance_id)
+            if self._heartbeat is None or not self._heartbeat.is_alive():
+                self._heartbeat = threading.Thread(
+                    target=self._beat, name=f"lease-heartbeat-{self.worker_name}", daemon=True
+                )
+                self._heartbeat.start()
+
+    def _release(self, instance_id: int) -> None:
+        with self._held_lock:
+            self._held.discard(instance_id)
+
+    def _beat(self) -> None:
+        """Extend the leases of instances being run, so a long step is not taken over.
+
+        A worker that dies stops beating and its leases run out; one that only
+        stalls past its lease is fenced off at its next checkpoint.
+        """
+        interval = max(0.05, self.lease.total_seconds() / 3)
+        while True:
+            time.sleep(interval)
+            with self._held_lock:
+                held = sorted(self._held)
+                if not held:
+                    self._heartbeat = None
+                    return
+            try:
+                with self.db.session() as session:
+                    session.execute(
+                        update(InstanceRow)
+                        .where(
+                            InstanceRow.id.in_(held), InstanceRow.lease_owner == self.worker_name
+                        )
+                        .values(lease_expires_at=utcnow() + self.lease)
+                    )
+            except Exception:
+                log.warning("lease heartbeat failed", exc_info=True)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -263,10 +308,19 @@ class Executor:
                 row.state = S.RUNNING
             row.runs += 1
             process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
-            version_id = version.id
         steps = _Steps(self, instance_id, process_id)
+        self._hold(instance_id)
         try:
-            run = ProcessRun.load(version_id, spec_json, state_json)
+            return self._advance(instance_id, steps, spec_json, state_json)
+        finally:
+            self._release(instance_id)
+
+    def _advance(
+        self, instance_id: int, steps: _Steps, spec_json: str, state_json: str
+    ) -> str | None:
+        run: ProcessRun | None
+        try:
+            run = ProcessRun.load(spec_json, state_json)
             steps.run = run
             outcome = run.advance(steps)
         except LeaseLost:

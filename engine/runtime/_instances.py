@@ -30,7 +30,7 @@ def create_instance(
     record: tuple[str, int] | None = None,
 ) -> InstanceRow:
     try:
-        run = ProcessRun.start(version.id, version.spec, variables)
+        run = ProcessRun.start(version.spec, variables)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
     now = utcnow()
@@ -114,7 +114,7 @@ def get_instance(session: Session, instance_id: int) -> InstanceRow:
 def _run_of(session: Session, row: InstanceRow) -> ProcessRun:
     version = session.get(ProcessVersionRow, row.version_id)
     assert version is not None
-    return ProcessRun.load(version.id, version.spec, row.workflow)
+    return ProcessRun.load(version.spec, row.workflow)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,0 +1,416 @@
+"""Instances: ordering per record, leases, timers, user tasks, errors, incidents, actions."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from bpmn_builder import chain, end, error_boundary, flow, script, service, start, timer, user_task
+from flow_helpers import catalog, create, detail, get, instances, records_of, run, update
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
+
+from engine import runtime
+from engine.errors import Conflict, NotFound
+from engine.runtime import Executor, Runner
+from engine.store import InstanceRow, StepRow
+
+APPROVE = chain(
+    "approve", start(), user_task("review", "Review"), script("after", "done = approved"), end()
+)
+
+
+def _executor(project: Any, name: str, lease: float = 30.0) -> Executor:
+    return Executor(project.db, project.records, name, lease)
+
+
+def test_update_instance_starts_only_after_the_create_instance_finished(
+    open_test_project: Any,
+) -> None:
+    rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
+    note = chain("note", start(), script("s", "x = 1"), end())
+    project = open_test_project(
+        catalogs={"items": catalog(rules)}, processes={"approve": APPROVE, "note": note}
+    )
+    rid = create(project, "items", {"title": "a"})
+    update(project, "items", rid, {"title": "b"})  # at once, before anything ran
+    run(project)
+    first, second = instances(project)
+    assert (first.process_id, first.state) == ("approve", "waiting")
+    assert (second.process_id, second.state) == ("note", "queued")
+    with project.db.session() as s:
+        blocker = runtime.blocking_predecessor(s, s.get(InstanceRow, second.id))
+        assert blocker is not None and blocker.id == first.id
+    run(project)  # still held back: the create instance waits for a person
+    assert instances(project)[1].state == "queued"
+    with project.db.session() as s:
+        runtime.complete_user_task(s, first.id, "review", {"approved": True}, "tester")
+    run(project)
+    first, second = instances(project)
+    assert first.state == second.state == "completed"
+    assert first.ended_at is not None and second.started_at is not None
+    assert second.started_at >= first.ended_at
+
+
+def test_an_incident_holds_back_later_instances_of_the_same_record(open_test_project: Any) -> None:
+    rules = "[{on: created, process: fragile}, {on: updated, process: fragile}]"
+    fragile = chain("fragile", start(), script("s", "x = 1 / record['count']"), end())
+    project = open_test_project(catalogs={"items": catalog(rules)}, processes={"fragile": fragile})
+    rid = create(project, "items", {"title": "a", "count": 0})
+    other = create(project, "items", {"title": "other", "count": 1})
+    update(project, "items", rid, {"count": 2})
+    run(project)
+    states = {(i.record_id, i.event_id): i.state for i in instances(project)}
+    assert sorted(states.values()) == ["completed", "incident", "queued"]
+    assert [i.state for i in instances(project) if i.record_id == other] == ["completed"]
+    # Cancelling the failed one lets the next of that record go.
+    failed = next(i for i in instances(project) if i.state == "incident")
+    with project.db.session() as s:
+        runtime.cancel(s, failed.id, "tester")
+    run(project)
+    assert [i.state for i in instances(project) if i.record_id == rid] == ["cancelled", "completed"]
+
+
+def test_script_failure_is_an_incident_naming_task_line_and_message(open_test_project: Any) -> None:
+    bad = chain("bad", start(), script("calc", "a = 1\nb = record['missing']", "Calculate"), end())
+    good = chain("good", start(), script("ok", "fine = True"), end())
+    rules = (
+        "[{on: created, process: bad, when: \"new['title'] == 'bad'\"},"
+        " {on: created, process: good, when: \"new['title'] == 'good'\"}]"
+    )
+    project = open_test_project(
+        catalogs={"items": catalog(rules)}, processes={"bad": bad, "good": good}
+    )
+    create(project, "items", {"title": "bad"})
+    create(project, "items", {"title": "good"})
+    run(project)
+    by_process = {i.process_id: i for i in instances(project)}
+    assert by_process["good"].state == "completed"  # the other instance carried on
+    failed = by_process["bad"]
+    assert failed.state == "incident"
+    assert failed.error is not None
+    assert failed.error["element_id"] == "calc"
+    assert failed.error["element_name"] == "Calculate"
+    assert failed.error["line"] == 2
+    assert "KeyError" in failed.error["message"] and "missing" in failed.error["message"]
+    [incident] = detail(project, failed.id)["incidents"]
+    assert incident["line"] == 2 and incident["kind"] == "script"
+    with project.db.session() as s:
+        assert [i.instance_id for i in runtime.open_incidents(s)] == [failed.id]
+
+
+FETCH = chain(
+    "fetch",
+    start(),
+    service("load", "records.get", "item", "Load item", catalog="'items'", id="record['id']"),
+    script("check", "assert item['status'] == 'ready', 'item is not ready'", "Check"),
+    end(),
+)
+
+
+def test_retry_after_fixing_the_data_completes_and_resolves_the_incident(
+    open_test_project: Any,
+) -> None:
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: fetch}]")}, processes={"fetch": FETCH}
+    )
+    rid = create(project, "items", {"title": "x", "status": "draft"})
+    run(project)
+    [inst] = instances(project)
+    assert inst.state == "incident"
+    assert "item is not ready" in inst.error["message"]  # type: ignore[index]
+    update(project, "items", rid, {"status": "ready"})
+    with project.db.session() as s:
+        runtime.retry(s, inst.id, "tester")
+    # The failed script runs again, but the record was read before it: a retry
+    # re-runs the failed task only, so re-read it by retrying from the service task.
+    run(project)
+    [inst] = instances(project)
+    assert inst.state == "incident"  # item was loaded before the fix: still 'draft'
+    with project.db.session() as s:
+        runtime.skip(s, inst.id, "tester", {"checked": "by hand"})
+    run(project)
+    d = detail(project, inst.id)
+    assert d["state"] == "completed"
+    assert d["variables"]["checked"] == "by hand"
+    assert all(i["resolved_at"] for i in d["incidents"])
+    assert [i["resolution"] for i in d["incidents"]] == ["retried", "skipped"]
+    assert any(s["outcome"] == "note" and "skipped" in s["message"] for s in d["steps"])
+
+
+def test_retry_reruns_a_failed_service_task_after_the_catalog_is_fixed(
+    open_test_project: Any,
+) -> None:
+    archive = chain(
+        "archive",
+        start(),
+        service("mark", "records.update", "marked", "Mark archived", catalog="'items'",
+                id="record['id']", data="{'stage': 'archived'}"),
+        end(),
+    )  # fmt: skip
+    stage = "  stage: {type: choice, options: [draft, ready]}\n"
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: archive}]", stage)},
+        processes={"archive": archive},
+    )
+    rid = create(project, "items", {"title": "x"})
+    run(project)
+    [inst] = instances(project)
+    assert inst.state == "incident"
+    assert inst.error is not None and inst.error["element_id"] == "mark"
+    assert "items.stage: 'archived' is not one of: draft, ready" in inst.error["message"]
+    # The designer adds the missing option; the operator retries.
+    fixed = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: archive}]",
+                                   "  stage: {type: choice, options: [draft, ready, archived]}\n")},
+    )  # fmt: skip
+    with fixed.db.session() as s:
+        runtime.retry(s, inst.id, "tester")
+    run(fixed)
+    assert instances(fixed)[0].state == "completed"
+    assert get(fixed, "items", rid)["stage"] == "archived"
+    [incident] = detail(fixed, inst.id)["incidents"]
+    assert incident["resolution"] == "retried"
+
+
+ERRORS = chain(
+    "careful",
+    start(),
+    service("load", "records.get", "item", catalog="'items'", id="12345"),
+    script("found", "path = 'found'"),
+    end(),
+    extra=(
+        error_boundary("missing", "load", "err_nf"),
+        script("fallback", "path = 'fallback'\ncode = error['code']"),
+        end("end2"),
+        flow("missing", "fallback"),
+        flow("fallback", "end2"),
+    ),
+    errors={"err_nf": "notFound"},
+)
+
+
+def test_error_boundary_event_catches_an_operator_bpmn_error(open_test_project: Any) -> None:
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: careful}]")},
+        processes={"careful": ERRORS},
+    )
+    create(project, "items", {"title": "x"})
+    run(project)
+    [inst] = instances(project)
+    d = detail(project, inst.id)
+    assert d["state"] == "completed"
+    assert d["variables"]["path"] == "fallback"
+    assert d["variables"]["code"] == "notFound"
+    caught = [s for s in d["steps"] if s["outcome"] == "caught"]
+    assert caught and caught[0]["element_id"] == "load"
+    assert d["incidents"] == []
+
+
+def test_timer_waits_until_due_then_the_scheduler_wakes_it(open_test_project: Any) -> None:
+    timed = chain("timed", start(), timer("pause", "PT1S"), script("s", "woke = True"), end())
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: timed}]")}, processes={"timed": timed}
+    )
+    create(project, "items", {"title": "x"})
+    run(project)
+    [inst] = instances(project)
+    assert inst.state == "waiting"
+    assert inst.due_at is not None and "timer 'pause'" in (inst.waiting_for or "")
+    run(project)  # not due yet: nothing happens
+    assert instances(project)[0].state == "waiting"
+    time.sleep(max(0.0, (inst.due_at - runtime_now()).total_seconds()) + 0.1)
+    run(project)
+    assert instances(project)[0].state == "completed"
+    assert detail(project, inst.id)["variables"]["woke"] is True
+
+
+def runtime_now() -> Any:
+    from engine.store import utcnow
+
+    return utcnow()
+
+
+def test_user_task_waits_for_data_and_names_what_it_waits_for(open_test_project: Any) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"}).id
+    run(project)
+    d = detail(project, inst_id)
+    assert d["state"] == "waiting" and d["user_tasks"] == ["review"]
+    assert "user task 'review' (Review)" in d["waiting_for"]
+    with project.db.session() as s, pytest.raises(NotFound, match="waiting: review"):
+        runtime.complete_user_task(s, inst_id, "nope", {}, "tester")
+    with project.db.session() as s:
+        runtime.complete_user_task(s, inst_id, "review", {"approved": "yes"}, "tester")
+    run(project)
+    d = detail(project, inst_id)
+    assert d["state"] == "completed" and d["variables"]["done"] == "yes"
+
+
+def test_suspend_resume_and_cancel(open_test_project: Any) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
+    with project.db.session() as s:
+        a = runtime.start_process(s, "approve", {}, {"kind": "user"}).id
+        b = runtime.start_process(s, "approve", {}, {"kind": "user"}).id
+    with project.db.session() as s:
+        runtime.suspend(s, a, "tester")
+    run(project)
+    states = {i.id: i.state for i in instances(project)}
+    assert states == {a: "suspended", b: "waiting"}
+    with project.db.session() as s:
+        runtime.resume(s, a, "tester")
+        runtime.cancel(s, b, "tester")
+    run(project)
+    states = {i.id: i.state for i in instances(project)}
+    assert states == {a: "waiting", b: "cancelled"}
+    with project.db.session() as s, pytest.raises(Conflict, match="it is cancelled"):
+        runtime.retry(s, b, "tester")
+    with project.db.session() as s, pytest.raises(Conflict, match="applies to incident"):
+        runtime.skip(s, a, "tester")
+
+
+def test_a_dead_workers_lease_expires_and_another_worker_finishes(open_test_project: Any) -> None:
+    simple = chain("simple", start(), script("s", "x = 1"), end())
+    project = open_test_project(catalogs={"items": catalog()}, processes={"simple": simple})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "simple", {}, {"kind": "user"}).id
+    dead = _executor(project, "dead-worker", lease=0.5)
+    with project.db.session() as s:
+        assert dead.claim(s, inst_id)  # ...and then the worker dies
+    alive = _executor(project, "alive-worker")
+    assert alive.due_instances() == []  # leased: nobody else may run it
+    assert alive.run_instance(inst_id) is None
+    time.sleep(0.6)
+    assert alive.due_instances() == [inst_id]
+    assert alive.run_instance(inst_id) == "completed"
+    with project.db.session() as s:
+        workers = set(s.scalars(select(StepRow.worker).where(StepRow.instance_id == inst_id)))
+    assert workers == {"alive-worker"}
+
+
+def test_a_worker_that_lost_its_lease_cannot_overwrite_the_instance(
+    open_test_project: Any,
+) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "approve", {}, {"kind": "user"}).id
+    slow = _executor(project, "slow", lease=0.2)
+    with project.db.session() as s:
+        assert slow.claim(s, inst_id)
+    time.sleep(0.3)
+    fast = _executor(project, "fast")
+    assert fast.run_instance(inst_id) == "waiting"
+    with project.db.session() as s, pytest.raises(runtime.LeaseLost):
+        row = s.get(InstanceRow, inst_id)
+        assert row is not None
+        from engine.bpmn import ProcessRun
+        from engine.store import ProcessVersionRow
+
+        version = s.get(ProcessVersionRow, row.version_id)
+        assert version is not None
+        slow.checkpoint(s, inst_id, ProcessRun.load(version.spec, row.workflow), [])
+
+
+CREATE_THEN_WAIT = chain(
+    "maker",
+    start(),
+    service("make", "records.create", "made", catalog="'items'",
+            data="{'title': 'made by ' + str(n)}"),
+    user_task("hold"),
+    end(),
+)  # fmt: skip
+
+
+def test_replaying_a_create_after_a_crash_makes_no_second_record(open_test_project: Any) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"maker": CREATE_THEN_WAIT})
+    with project.db.session() as s:
+        row = runtime.start_process(s, "maker", {"n": 7}, {"kind": "user"})
+        inst_id, initial_state = row.id, row.workflow
+    run(project)
+    assert [r.data["title"] for r in records_of(project, "items")] == ["made by 7"]
+    # Replay from the checkpoint taken before the create, as a worker would after
+    # a crash that lost everything since it.
+    with project.db.session() as s:
+        s.execute(
+            sql_update(InstanceRow)
+            .where(InstanceRow.id == inst_id)
+            .values(workflow=initial_state, state="running", due_at=runtime_now())
+        )
+    run(project)
+    made = records_of(project, "items")
+    assert [r.data["title"] for r in made] == ["made by 7"]
+    assert detail(project, inst_id)["variables"]["made"]["id"] == made[0].id
+    assert made[0].idempotency_key is not None and str(inst_id) in made[0].idempotency_key
+
+
+def test_step_log_records_task_timing_outcome_and_changed_variables(
+    open_test_project: Any,
+) -> None:
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: fetch}]")}, processes={"fetch": FETCH}
+    )
+    create(project, "items", {"title": "x", "status": "ready"})
+    run(project)
+    [inst] = instances(project)
+    steps = detail(project, inst.id)["steps"]
+    assert [(s["element_id"], s["outcome"]) for s in steps] == [
+        ("start", "completed"), ("load", "completed"), ("check", "completed"), ("end", "completed"),
+    ]  # fmt: skip
+    load = steps[1]
+    assert load["name"] == "Load item" and load["type"] == "ServiceTask"
+    assert load["duration_ms"] >= 0 and load["started_at"]
+    assert load["changed"]["item"]["status"] == "ready"
+    assert json.dumps(steps)  # the whole log is plain JSON for the API and the CLI
+
+
+def test_a_process_can_create_read_update_find_and_delete_records(open_test_project: Any) -> None:
+    crud = chain(
+        "crud",
+        start(),
+        service("c", "records.create", "made", catalog="'items'", data="{'title': 'n1'}"),
+        service("u", "records.update", "changed", catalog="'items'", id="made",
+                data="{'status': 'on', 'note': 'set by a process'}"),
+        service("f", "records.find", "found", catalog="'items'", where="{'status': ['on', 'x']}"),
+        service("g", "records.get", "got", catalog="'items'", id="made['id']"),
+        service("d", "records.delete", "deleted", catalog="'items'", id="made['id']"),
+        service("d2", "records.delete", "deleted_again", catalog="'items'", id="made['id']"),
+        end(),
+    )  # fmt: skip
+    project = open_test_project(catalogs={"items": catalog()}, processes={"crud": crud})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "crud", {}, {"kind": "user"}).id
+    Runner(project, workers=1).run_once()
+    d = detail(project, inst_id)
+    assert d["state"] == "completed", d["error"]
+    v = d["variables"]
+    assert v["changed"]["note"] == "set by a process"  # readonly fields are for processes
+    assert [r["title"] for r in v["found"]] == ["n1"]
+    assert v["got"]["status"] == "on"
+    assert v["deleted"] == {"deleted": True, "id": v["made"]["id"]}
+    assert v["deleted_again"]["deleted"] is False
+    assert records_of(project, "items") == []
+    notes = [s["message"] for s in d["steps"] if s["element_id"] == "d2"]
+    assert notes and "already gone" in notes[0]
+
+
+def test_invalid_record_data_from_a_process_is_an_incident_with_field_errors(
+    open_test_project: Any,
+) -> None:
+    broken = chain(
+        "broken", start(),
+        service("c", "records.create", "made", catalog="'items'", data="{'count': 'many'}"),
+        end(),
+    )  # fmt: skip
+    project = open_test_project(catalogs={"items": catalog()}, processes={"broken": broken})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "broken", {}, {"kind": "user"}).id
+    run(project)
+    d = detail(project, inst_id)
+    assert d["state"] == "incident"
+    assert "items.count: expected a number" in d["error"]["message"]
+    assert "items.title: is required" in d["error"]["message"]
+    assert records_of(project, "items") == []
+    assert get  # (records untouched)
