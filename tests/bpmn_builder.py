@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from html import escape
 
 HEAD = (
@@ -33,7 +34,8 @@ def script(id_: str, code: str, name: str = "") -> str:
 
 def service(id_: str, operator: str, result: str = "", name: str = "", **params: str) -> str:
     ps = "".join(
-        f'<spiffworkflow:parameter id="{k}" type="any" value="{attr(v)}"/>' for k, v in params.items()
+        f'<spiffworkflow:parameter id="{k}" type="any" value="{attr(v)}"/>'
+        for k, v in params.items()
     )
     return (
         f'<bpmn:serviceTask id="{id_}" name="{attr(name)}"><bpmn:extensionElements>'
@@ -68,18 +70,26 @@ def flow(source: str, target: str, condition: str | None = None) -> str:
         if condition
         else ""
     )
-    return f'<bpmn:sequenceFlow id="flow_{source}_{target}" sourceRef="{source}" targetRef="{target}">{cond}</bpmn:sequenceFlow>'
+    return (
+        f'<bpmn:sequenceFlow id="flow_{source}_{target}" sourceRef="{source}" '
+        f'targetRef="{target}">{cond}</bpmn:sequenceFlow>'
+    )
 
 
 def _id(element: str) -> str:
     return element.split('id="', 1)[1].split('"', 1)[0]
 
 
-def chain(process_id: str, *elements: str, extra: tuple[str, ...] = (), errors: dict[str, str] | None = None,
-          name: str = "") -> str:  # fmt: skip
+def chain(
+    process_id: str,
+    *elements: str,
+    extra: tuple[str, ...] = (),
+    errors: dict[str, str] | None = None,
+    name: str = "",
+) -> str:
     """A process whose elements run one after another (plus `extra` elements and flows)."""
     ids = [_id(e) for e in elements]
-    flows = [flow(a, b) for a, b in zip(ids, ids[1:], strict=False)]
+    flows = [flow(a, b) for a, b in itertools.pairwise(ids)]
     error_defs = "".join(
         f'<bpmn:error id="{eid}" name="{code}" errorCode="{code}"/>'
         for eid, code in (errors or {}).items()
@@ -87,6 +97,7 @@ def chain(process_id: str, *elements: str, extra: tuple[str, ...] = (), errors: 
     body = "\n    ".join([*elements, *flows, *extra])
     return (
         f"{HEAD}  {error_defs}\n"
-        f'  <bpmn:process id="{process_id}" name="{attr(name or process_id)}" isExecutable="true">\n'
+        f'  <bpmn:process id="{process_id}" name="{attr(name or process_id)}" '
+        'isExecutable="true">\n'
         f"    {body}\n  </bpmn:process>\n</bpmn:definitions>\n"
     )

@@ -83,8 +83,11 @@ def settings_for(project_dir: Path, db_url: str, **overrides: object) -> Setting
     return dataclasses.replace(base, database_url=db_url, **overrides)  # type: ignore[arg-type]
 
 
-def write_files(project_dir: Path, catalogs: dict[str, str] | None = None,
-                processes: dict[str, str] | None = None) -> None:  # fmt: skip
+def write_files(
+    project_dir: Path,
+    catalogs: dict[str, str] | None = None,
+    processes: dict[str, str] | None = None,
+) -> None:
     for name, body in (catalogs or {}).items():
         (project_dir / "catalogs" / f"{name}.yaml").write_text(body)
     for name, body in (processes or {}).items():

@@ -59,6 +59,10 @@ class Outcome:
     failure: Failure | None = None
 
 
+class _Yield(Exception):
+    """Enough tasks for one turn; the instance goes back in line (a loop must not hog a worker)."""
+
+
 class _HookFailed(Exception):
     def __init__(self, original: BaseException) -> None:
         super().__init__(str(original))
@@ -85,6 +89,7 @@ class ProcessRun:
         self._started: float = 0.0
         self._before: dict[str, str] = {}
         self._hooks: StepHooks | None = None
+        self._budget = 0
 
     # -- creating and persisting -------------------------------------------------
 
@@ -110,9 +115,14 @@ class ProcessRun:
 
     # -- running --------------------------------------------------------------
 
-    def advance(self, hooks: StepHooks) -> Outcome:
-        """Run every task that can run now; stop when waiting, finished or failed."""
+    def advance(self, hooks: StepHooks, max_tasks: int = 1000) -> Outcome:
+        """Run every task that can run now; stop when waiting, finished or failed.
+
+        After ``max_tasks`` tasks it stops with status ``runnable``, so that a long
+        loop takes turns with other instances instead of holding a worker.
+        """
         self._hooks = hooks
+        self._budget = max_tasks
         self.engine.services = hooks.call_service
         try:
             while True:
@@ -123,6 +133,8 @@ class ProcessRun:
                     )
                 except _HookFailed as exc:
                     raise exc.original from None
+                except _Yield:
+                    return Outcome("runnable", due_at=datetime.now(UTC))
                 except BpmnError as err:
                     if self._throw(err):
                         continue
@@ -169,6 +181,9 @@ class ProcessRun:
         except Exception as exc:
             raise _HookFailed(exc) from exc
         self._current = None
+        self._budget -= 1
+        if self._budget <= 0:
+            raise _Yield
 
     def _throw(self, err: BpmnError) -> bool:
         """Offer a BPMN error to the boundary events of the failed task; True if caught."""

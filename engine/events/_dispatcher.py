@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,6 +46,8 @@ def dispatch_pending(
 ) -> DispatchReport:
     report = DispatchReport()
     with db.session() as session:
+        if not _dispatch_lock(session):
+            return report  # another dispatcher is at work; instance order needs just one
         events = list(
             session.scalars(
                 select(OutboxEvent)
@@ -83,6 +85,20 @@ def dispatch_pending(
             report.events += 1
             report.instances.extend(created)
     return report
+
+
+# Per-record order rests on instances being created in event order, so only one
+# dispatcher may work at a time. SQLite's BEGIN IMMEDIATE already serialises
+# writers; PostgreSQL gets a transaction-scoped advisory lock.
+_DISPATCH_LOCK_KEY = 0x6361_7466_6C6F_77  # "catflow"
+
+
+def _dispatch_lock(session: Session) -> bool:
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(
+        session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _DISPATCH_LOCK_KEY})
+    )
 
 
 def _start(

@@ -42,16 +42,33 @@ fields:
 SLOW_JOB = chain(
     "slow_job",
     start(),
-    service("audit", "records.create", "audit", "Write audit", catalog="'audits'",
-            data="{'job': record['id'], 'text': 'started ' + record['title']}"),
-    script("work", "t0 = datetime.datetime.now()\n"
-                   "while (datetime.datetime.now() - t0).total_seconds() < 2.5:\n"
-                   "    pass\n"
-                   "del t0\nworked = True", "Long work"),
-    service("finish", "records.update", "done", "Write back", catalog="'jobs'",
-            id="record['id']", data="{'status': 'done'}"),
+    service(
+        "audit",
+        "records.create",
+        "audit",
+        "Write audit",
+        catalog="'audits'",
+        data="{'job': record['id'], 'text': 'started ' + record['title']}",
+    ),
+    script(
+        "work",
+        "t0 = datetime.datetime.now()\n"
+        "while (datetime.datetime.now() - t0).total_seconds() < 2.5:\n"
+        "    pass\n"
+        "del t0\nworked = True",
+        "Long work",
+    ),
+    service(
+        "finish",
+        "records.update",
+        "done",
+        "Write back",
+        catalog="'jobs'",
+        id="record['id']",
+        data="{'status': 'done'}",
+    ),
     end(),
-)  # fmt: skip
+)
 
 
 def _serve(project_dir: Path, db_url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -116,8 +133,10 @@ def test_sigkill_mid_instance_then_restart_completes_once(
         second = _serve(project_dir, db_url, log)
         try:
             _wait_for(
-                lambda: scalar(select(InstanceRow.state).where(InstanceRow.id == inst.id))
-                == "completed",
+                lambda: (
+                    scalar(select(InstanceRow.state).where(InstanceRow.id == inst.id))
+                    == "completed"
+                ),
                 60,
                 "the instance to complete after the restart",
                 log,

@@ -146,10 +146,17 @@ def test_retry_reruns_a_failed_service_task_after_the_catalog_is_fixed(
     archive = chain(
         "archive",
         start(),
-        service("mark", "records.update", "marked", "Mark archived", catalog="'items'",
-                id="record['id']", data="{'stage': 'archived'}"),
+        service(
+            "mark",
+            "records.update",
+            "marked",
+            "Mark archived",
+            catalog="'items'",
+            id="record['id']",
+            data="{'stage': 'archived'}",
+        ),
         end(),
-    )  # fmt: skip
+    )
     stage = "  stage: {type: choice, options: [draft, ready]}\n"
     project = open_test_project(
         catalogs={"items": catalog("[{on: created, process: archive}]", stage)},
@@ -163,9 +170,13 @@ def test_retry_reruns_a_failed_service_task_after_the_catalog_is_fixed(
     assert "items.stage: 'archived' is not one of: draft, ready" in inst.error["message"]
     # The designer adds the missing option; the operator retries.
     fixed = open_test_project(
-        catalogs={"items": catalog("[{on: created, process: archive}]",
-                                   "  stage: {type: choice, options: [draft, ready, archived]}\n")},
-    )  # fmt: skip
+        catalogs={
+            "items": catalog(
+                "[{on: created, process: archive}]",
+                "  stage: {type: choice, options: [draft, ready, archived]}\n",
+            )
+        },
+    )
     with fixed.db.session() as s:
         runtime.retry(s, inst.id, "tester")
     run(fixed)
@@ -317,15 +328,18 @@ def test_a_worker_that_lost_its_lease_cannot_overwrite_the_instance(
 CREATE_THEN_WAIT = chain(
     "maker",
     start(),
-    service("make", "records.create", "made", catalog="'items'",
-            data="{'title': 'made by ' + str(n)}"),
+    service(
+        "make", "records.create", "made", catalog="'items'", data="{'title': 'made by ' + str(n)}"
+    ),
     user_task("hold"),
     end(),
-)  # fmt: skip
+)
 
 
 def test_replaying_a_create_after_a_crash_makes_no_second_record(open_test_project: Any) -> None:
-    project = open_test_project(catalogs={"items": catalog()}, processes={"maker": CREATE_THEN_WAIT})
+    project = open_test_project(
+        catalogs={"items": catalog()}, processes={"maker": CREATE_THEN_WAIT}
+    )
     with project.db.session() as s:
         row = runtime.start_process(s, "maker", {"n": 7}, {"kind": "user"})
         inst_id, initial_state = row.id, row.workflow
@@ -357,8 +371,11 @@ def test_step_log_records_task_timing_outcome_and_changed_variables(
     [inst] = instances(project)
     steps = detail(project, inst.id)["steps"]
     assert [(s["element_id"], s["outcome"]) for s in steps] == [
-        ("start", "completed"), ("load", "completed"), ("check", "completed"), ("end", "completed"),
-    ]  # fmt: skip
+        ("start", "completed"),
+        ("load", "completed"),
+        ("check", "completed"),
+        ("end", "completed"),
+    ]
     load = steps[1]
     assert load["name"] == "Load item" and load["type"] == "ServiceTask"
     assert load["duration_ms"] >= 0 and load["started_at"]
@@ -371,14 +388,20 @@ def test_a_process_can_create_read_update_find_and_delete_records(open_test_proj
         "crud",
         start(),
         service("c", "records.create", "made", catalog="'items'", data="{'title': 'n1'}"),
-        service("u", "records.update", "changed", catalog="'items'", id="made",
-                data="{'status': 'on', 'note': 'set by a process'}"),
+        service(
+            "u",
+            "records.update",
+            "changed",
+            catalog="'items'",
+            id="made",
+            data="{'status': 'on', 'note': 'set by a process'}",
+        ),
         service("f", "records.find", "found", catalog="'items'", where="{'status': ['on', 'x']}"),
         service("g", "records.get", "got", catalog="'items'", id="made['id']"),
         service("d", "records.delete", "deleted", catalog="'items'", id="made['id']"),
         service("d2", "records.delete", "deleted_again", catalog="'items'", id="made['id']"),
         end(),
-    )  # fmt: skip
+    )
     project = open_test_project(catalogs={"items": catalog()}, processes={"crud": crud})
     with project.db.session() as s:
         inst_id = runtime.start_process(s, "crud", {}, {"kind": "user"}).id
@@ -400,10 +423,11 @@ def test_invalid_record_data_from_a_process_is_an_incident_with_field_errors(
     open_test_project: Any,
 ) -> None:
     broken = chain(
-        "broken", start(),
+        "broken",
+        start(),
         service("c", "records.create", "made", catalog="'items'", data="{'count': 'many'}"),
         end(),
-    )  # fmt: skip
+    )
     project = open_test_project(catalogs={"items": catalog()}, processes={"broken": broken})
     with project.db.session() as s:
         inst_id = runtime.start_process(s, "broken", {}, {"kind": "user"}).id
@@ -414,3 +438,53 @@ def test_invalid_record_data_from_a_process_is_an_incident_with_field_errors(
     assert "items.title: is required" in d["error"]["message"]
     assert records_of(project, "items") == []
     assert get  # (records untouched)
+
+
+def test_timer_on_a_date_waits_for_that_moment(open_test_project: Any) -> None:
+    from datetime import timedelta
+
+    moment = (runtime_now() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    dated = chain(
+        "dated",
+        start(),
+        f'<bpmn:intermediateCatchEvent id="at"><bpmn:timerEventDefinition>'
+        f"<bpmn:timeDate>{moment}</bpmn:timeDate></bpmn:timerEventDefinition>"
+        f"</bpmn:intermediateCatchEvent>",
+        end(),
+    )
+    project = open_test_project(catalogs={"items": catalog()}, processes={"dated": dated})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "dated", {}, {"kind": "user"}).id
+    run(project)
+    [inst] = instances(project)
+    assert inst.state == "waiting"
+    assert inst.due_at is not None and inst.due_at.strftime("%Y-%m-%dT%H:%M:%SZ") == moment
+    time.sleep(max(0.0, (inst.due_at - runtime_now()).total_seconds()) + 0.2)
+    run(project)
+    assert detail(project, inst_id)["state"] == "completed"
+
+
+def test_an_endless_loop_takes_turns_instead_of_holding_a_worker(open_test_project: Any) -> None:
+    from bpmn_builder import HEAD
+
+    loop = (
+        f'{HEAD}<bpmn:process id="spin" isExecutable="true">'
+        '<bpmn:startEvent id="start"/>'
+        '<bpmn:exclusiveGateway id="gw" default="flow_gw_again"/>'
+        '<bpmn:scriptTask id="again"><bpmn:script>n = n + 1</bpmn:script></bpmn:scriptTask>'
+        '<bpmn:endEvent id="end"/>'
+        f"{flow('start', 'gw')}{flow('gw', 'again')}{flow('again', 'gw')}"
+        f"{flow('gw', 'end', 'n >= 10**9')}"
+        "</bpmn:process></bpmn:definitions>"
+    )
+    project = open_test_project(catalogs={"items": catalog()}, processes={"spin": loop})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "spin", {"n": 0}, {"kind": "user"}).id
+    executor = _executor(project, "w")
+    assert executor.run_instance(inst_id) == "running"  # back in line, still runnable
+    n_after_one_turn = detail(project, inst_id)["variables"]["n"]
+    assert 0 < n_after_one_turn < 10**9
+    assert executor.due_instances() == [inst_id]
+    with project.db.session() as s:
+        runtime.cancel(s, inst_id, "tester")
+    assert detail(project, inst_id)["state"] == "cancelled"

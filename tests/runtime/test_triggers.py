@@ -25,8 +25,13 @@ def test_created_record_starts_one_instance_with_start_variables(open_test_proje
     assert (inst.state, inst.record_catalog, inst.record_id) == ("completed", "items", rid)
     variables = detail(project, inst.id)["variables"]
     assert variables["seen"] == "first"
-    assert variables["record"] == {"id": rid, "title": "first", "status": None, "count": 0,
-                                   "note": None}  # fmt: skip
+    assert variables["record"] == {
+        "id": rid,
+        "title": "first",
+        "status": None,
+        "count": 0,
+        "note": None,
+    }
     assert variables["old"] is None
     assert variables["event"]["kind"] == "created"
     assert variables["event"]["cause"] == {"kind": "user", "user": "tester"}
@@ -96,10 +101,16 @@ def test_deleted_record_starts_its_process_with_the_last_values(open_test_projec
 WRITE_BACK = chain(
     "stamp",
     start(),
-    service("write", "records.update", "updated", catalog="'items'", id="record['id']",
-            data="{'note': 'stamped ' + record['title'], 'title': record['title'] + '!'}"),
+    service(
+        "write",
+        "records.update",
+        "updated",
+        catalog="'items'",
+        id="record['id']",
+        data="{'note': 'stamped ' + record['title'], 'title': record['title'] + '!'}",
+    ),
     end(),
-)  # fmt: skip
+)
 
 
 def test_process_writing_its_own_record_does_not_trigger_itself(open_test_project: Any) -> None:
