@@ -41,8 +41,8 @@ services:
 	else echo "WARNING: PostgreSQL unavailable; PostgreSQL tests will be skipped"; fi
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check engine tests benchmarks
-	$(BIN)/ruff format --check engine tests benchmarks
+	$(BIN)/ruff check engine tests
+	$(BIN)/ruff format --check engine tests
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict engine

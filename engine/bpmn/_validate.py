@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import re
@@ -15,6 +16,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
 from engine.errors import Problem, ValidationFailed
+from engine.sandbox import SAFE_MODULES
 from engine.sandbox import check as check_script
 
 from ._serialize import dump_spec
@@ -36,6 +38,7 @@ class ParsedProcess:
     process_id: str
     name: str
     spec: str  # serialised spec and subprocess specs (JSON)
+    line: int | None = None  # where the <bpmn:process> starts in its file
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ _ISO_DURATION = re.compile(
 )
 _ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _ISO_CYCLE = re.compile(r"^R\d*/\S+$")
+# A bare name such as PT5X or P1H: meant as an ISO 8601 duration, but it is not one
+# (P1H lacks the T); as an expression it would only fail when the timer is reached.
+_ISO_LOOKALIKE = re.compile(r"^-?PT?\d[0-9A-Za-z.]*$")
 
 
 def content_hash(data: bytes) -> str:
@@ -110,6 +116,7 @@ def validate_file(
                     f"the root element is <{_local(root.tag)}>, not a BPMN 2.0 <definitions>",
                     where=f"{filename}:{root.sourceline}",
                     hint=f'BPMN files start with <bpmn:definitions xmlns:bpmn="{BPMN_NS}">',
+                    details={"file": filename, "line": root.sourceline},
                 )
             ],
         )
@@ -120,6 +127,7 @@ def validate_file(
         raise ValidationFailed(f"{filename} was refused", problems)
     problems.extend(_expression_problems(root, loc))
     problems.extend(_operator_problems(root, loc, operators))
+    problems.extend(_call_activity_problems(root, loc))
     executable = [
         p for p in root.findall("bpmn:process", NSMAP) if p.get("isExecutable", "true") == "true"
     ]
@@ -137,9 +145,18 @@ def validate_file(
     return ParsedFile(
         filename=filename,
         content_hash=content_hash(data),
-        xml=data.decode("utf-8", errors="replace"),
+        xml=_text_of(data, root),
         processes=tuple(processes),
     )
+
+
+def _text_of(data: bytes, root: etree._Element) -> str:
+    """The file as text, decoded as it declares (a modeler may save Latin-1 or UTF-16)."""
+    encoding = root.getroottree().docinfo.encoding or "utf-8"
+    try:
+        return data.decode(encoding).lstrip("\ufeff")
+    except (LookupError, UnicodeDecodeError):
+        return data.decode("utf-8", errors="replace")
 
 
 def _quote_timer_literals(root: etree._Element) -> None:
@@ -161,32 +178,65 @@ def _schema_problems(root: etree._Element, loc: _Locator) -> list[Problem]:
     for error in list(schema.error_log)[:10]:
         message = re.sub(r"\{[^}]*\}", "", error.message)
         problems.append(
-            Problem(
+            loc.problem(
+                _element_at(root, error.line, error.message),
                 f"does not follow the BPMN 2.0 schema: {message}",
-                where=f"{loc.filename}:{error.line}",
-                hint="open and save the file in a BPMN modeler, or fix the element named",
-                details={"file": loc.filename, "line": error.line},
+                "open and save the file in a BPMN modeler, or fix the element named",
+                line=error.line,
             )
         )
     return problems
+
+
+def _element_at(root: etree._Element, line: int, message: str) -> etree._Element | None:
+    """The element a schema error is about: libxml2 gives its line and its tag name."""
+    named = re.match(r"Element '(\{[^}]*\})?([^']+)'", message)
+    candidates = [el for el in root.iter() if isinstance(el.tag, str) and el.sourceline == line]
+    if named:
+        candidates = [el for el in candidates if _local(el.tag) == named.group(2)]
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def _script_problem(
     loc: _Locator, el: etree._Element, text_el: etree._Element, source: str, mode: str, what: str
 ) -> Problem | None:
     err = check_script(source, mode)
-    if err is None:
+    message, script_line = (err.message, err.line) if err else _import_problem(source, mode)
+    if not message:
         return None
     line = text_el.sourceline
-    if err.line is not None and line is not None:
-        # Line 1 of the text is the line its element starts on.
-        line = line + err.line - 1
+    if script_line is not None and line is not None:
+        # Line 1 of the text is the line its element starts on; an expression is
+        # compiled without its leading blank lines, so count those back in.
+        skipped = source[: len(source) - len(source.lstrip())].count("\n") if mode == "eval" else 0
+        line = line + skipped + script_line - 1
     hint = (
         "scripts are Python; names starting with '_' and imports other than "
-        "datetime, zoneinfo, math, re, json, decimal are not allowed"
+        f"{', '.join(SAFE_MODULES)} are not allowed"
     )
-    at = f" (line {err.line} of the {what})" if err.line is not None else ""
-    return loc.problem(el, f"{what} does not compile: {err.message}{at}", hint, line=line)
+    at = f" (line {script_line} of the {what})" if script_line is not None else ""
+    verb = "does not compile" if err else "is refused"
+    return loc.problem(el, f"{what} {verb}: {message}{at}", hint, line=line)
+
+
+def _import_problem(source: str, mode: str) -> tuple[str, int | None]:
+    """An import the sandbox would refuse when the script runs; known now, so said now."""
+    if mode != "exec":
+        return "", None
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name not in SAFE_MODULES:
+                    return f"import of {alias.name!r} is not allowed", node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            module = SAFE_MODULES.get(node.module or "") if node.level == 0 else None
+            if module is None:
+                name = "." * node.level + (node.module or "")
+                return f"import from {name!r} is not allowed", node.lineno
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    return f"{node.module} offers no {alias.name!r} to scripts", node.lineno
+    return "", None
 
 
 def _expression_problems(root: etree._Element, loc: _Locator) -> list[Problem]:
@@ -209,7 +259,7 @@ def _expression_problems(root: etree._Element, loc: _Locator) -> list[Problem]:
     for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
         cond = flow.find("bpmn:conditionExpression", NSMAP)
         if cond is not None and (cond.text or "").strip():
-            p = _script_problem(loc, flow, cond, (cond.text or "").strip(), "eval", "condition")
+            p = _script_problem(loc, flow, cond, cond.text or "", "eval", "condition")
             if p:
                 problems.append(p)
     for tag in ("timeDuration", "timeDate", "timeCycle"):
@@ -223,9 +273,41 @@ def _expression_problems(root: etree._Element, loc: _Locator) -> list[Problem]:
                     )
                 )
                 continue
-            p = _script_problem(loc, event, el, text, "eval", f"timer {tag}")
+            if _ISO_LOOKALIKE.match(text):
+                problems.append(
+                    loc.problem(
+                        event,
+                        f"timer {tag} {text!r} is not an ISO 8601 duration",
+                        "write e.g. PT5M (5 minutes), PT1H (1 hour) or P1D (1 day)",
+                        line=el.sourceline,
+                    )
+                )
+                continue
+            p = _script_problem(loc, event, el, el.text or "", "eval", f"timer {tag}")
             if p:
                 problems.append(p)
+    return problems
+
+
+def _call_activity_problems(root: etree._Element, loc: _Locator) -> list[Problem]:
+    # A call activity is resolved within its own file; say which one names nothing
+    # here, rather than SpiffWorkflow's message that names no element.
+    processes = sorted(p.get("id", "") for p in root.iter(f"{{{BPMN_NS}}}process"))
+    problems: list[Problem] = []
+    for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
+        called = call.get("calledElement", "")
+        if called not in processes:
+            close = difflib.get_close_matches(called, processes, n=1)
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else f"set calledElement to a process of this file: {', '.join(processes)}"
+            )
+            problems.append(
+                loc.problem(
+                    call, f"calls process {called!r}, which this file does not define", hint
+                )
+            )
     return problems
 
 
@@ -308,7 +390,8 @@ def _parse_with_spiff(
             subprocesses = parser.get_subprocess_specs(pid)
             element = loc.by_id.get(pid)
             name = (element.get("name") if element is not None else None) or pid
-            parsed.append(ParsedProcess(pid, name, dump_spec(spec, subprocesses)))
+            line = element.sourceline if element is not None else None
+            parsed.append(ParsedProcess(pid, name, dump_spec(spec, subprocesses), line))
     except ValidationException as exc:
         element = loc.by_id.get(getattr(exc, "id", None) or "")
         line = exc.line_number if isinstance(exc.line_number, int) else None

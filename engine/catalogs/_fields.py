@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -117,8 +118,9 @@ def normalise(f: FieldDef, value: Any) -> Any:
     if t == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise FieldError(f"expected a number, got {_kind(value)}")
-        if isinstance(value, float) and value != value:
-            raise FieldError("NaN is not a number that can be stored")
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN or infinity: PostgreSQL would refuse the row outright.
+            raise FieldError(f"{value} cannot be stored; give a finite number")
         return value
     if t == "boolean":
         if not isinstance(value, bool):
@@ -186,9 +188,12 @@ def parse_filter(f: FieldDef, raw: str) -> Any:
     """Turn a command-line filter value (``--where field=value``) into a typed value."""
     if f.type == "number":
         try:
-            return float(raw)
+            number = float(raw)
         except ValueError:
-            raise FieldError(f"{raw!r} is not a number") from None
+            number = math.nan
+        if not math.isfinite(number):
+            raise FieldError(f"{raw!r} is not a number")
+        return number
     if f.type == "boolean":
         lowered = raw.strip().lower()
         if lowered in ("true", "yes", "1"):

@@ -7,12 +7,12 @@ each handing in the session (transaction) the change belongs to.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, select, text, type_coerce
+from sqlalchemy import ColumnElement, and_, exists, func, literal, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -68,8 +68,15 @@ class Record:
         return {"id": self.id, **self.data}
 
     @classmethod
-    def from_row(cls, row: RecordRow) -> Record:
-        return cls(row.id, row.catalog, dict(row.data), row.version, row.created_at, row.updated_at)
+    def from_row(cls, row: RecordRow, fields: Iterable[str] = ()) -> Record:
+        """The record of ``row``, its data in the order of ``fields`` (the catalog's order).
+
+        PostgreSQL's JSONB keeps no key order; without this, the same record would list
+        its fields differently on SQLite and on PostgreSQL.
+        """
+        data = {f: row.data[f] for f in fields if f in row.data}
+        data.update((k, v) for k, v in row.data.items() if k not in data)
+        return cls(row.id, row.catalog, data, row.version, row.created_at, row.updated_at)
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class RecordService:
                 select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
             )
             if existing is not None:
-                return Record.from_row(existing)
+                return Record.from_row(existing, definition.fields)
         values = self._validate(session, definition, data, cause, creating=True)
         row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
         now = utcnow()
@@ -129,8 +136,8 @@ class RecordService:
             )
             if existing is None:
                 raise
-            return Record.from_row(existing)
-        record = Record.from_row(row)
+            return Record.from_row(existing, definition.fields)
+        record = Record.from_row(row, definition.fields)
         changed = [k for k, v in values.items() if v is not None]
         self._emit(session, record, "created", changed, None, record.as_dict(), cause)
         return record
@@ -149,20 +156,20 @@ class RecordService:
         values = self._validate(session, definition, changes, cause, creating=False)
         changed = [k for k, v in values.items() if row.data.get(k) != v]
         if not changed:
-            return Record.from_row(row)
+            return Record.from_row(row, definition.fields)
         old = {"id": row.id, **row.data}
         row.data = {**row.data, **values}
         row.version += 1
         row.updated_at = utcnow()
         session.flush()
-        record = Record.from_row(row)
+        record = Record.from_row(row, definition.fields)
         self._emit(session, record, "updated", changed, old, record.as_dict(), cause)
         return record
 
     def delete(self, session: Session, catalog: str, record_id: int, cause: Cause) -> Record:
-        self.catalog(catalog)
+        definition = self.catalog(catalog)
         row = self._row(session, catalog, record_id, lock=True)
-        record = Record.from_row(row)
+        record = Record.from_row(row, definition.fields)
         session.delete(row)
         session.flush()
         self._emit(session, record, "deleted", list(record.data), record.as_dict(), None, cause)
@@ -171,8 +178,8 @@ class RecordService:
     # -- reads ----------------------------------------------------------------
 
     def get(self, session: Session, catalog: str, record_id: int) -> Record:
-        self.catalog(catalog)
-        return Record.from_row(self._row(session, catalog, record_id))
+        definition = self.catalog(catalog)
+        return Record.from_row(self._row(session, catalog, record_id), definition.fields)
 
     def find(
         self,
@@ -191,10 +198,16 @@ class RecordService:
             raise ValidationFailed(f"offset cannot be negative, got {offset}")
         conditions: list[ColumnElement[bool]] = [RecordRow.catalog == catalog]
         dialect = session.get_bind().dialect.name
-        for i, (fname, value) in enumerate((filters or {}).items()):
+        for fname, value in (filters or {}).items():
             if fname == "id":
                 ids = value if isinstance(value, list) else [value]
-                conditions.append(RecordRow.id.in_([int(v) for v in ids]))
+                try:
+                    conditions.append(RecordRow.id.in_([_id(v) for v in ids]))
+                except FieldError as exc:
+                    raise ValidationFailed(
+                        f"cannot filter {catalog} on id",
+                        [Problem(str(exc), where=f"{catalog}.id")],
+                    ) from None
                 continue
             fdef = definition.fields.get(fname)
             if fdef is None:
@@ -202,13 +215,14 @@ class RecordService:
                     f"cannot filter {catalog} on {fname!r}",
                     [Problem(f"no field {fname!r}", where=catalog, hint=_known(definition))],
                 )
-            conditions.append(_condition(fdef, value, dialect, i))
+            conditions.append(_condition(fdef, value, dialect))
         where = and_(*conditions)
         total = session.scalar(select(func.count()).select_from(RecordRow).where(where)) or 0
         rows = session.scalars(
             select(RecordRow).where(where).order_by(RecordRow.id).limit(limit).offset(offset)
         )
-        return Page([Record.from_row(r) for r in rows], total, limit, offset)
+        items = [Record.from_row(r, definition.fields) for r in rows]
+        return Page(items, total, limit, offset)
 
     def parse_where(self, catalog: str, expressions: list[str]) -> dict[str, Any]:
         """``["field=value", ...]`` from the command line, typed by each field's type."""
@@ -222,7 +236,10 @@ class RecordService:
                 problems.append(Problem(f"{expr!r} is not FIELD=VALUE", where="--where"))
                 continue
             if fname == "id":
-                filters["id"] = raw
+                try:
+                    filters["id"] = _id(raw)
+                except FieldError:
+                    problems.append(Problem(f"{raw!r} is not a record id", where="--where id"))
                 continue
             fdef = definition.fields.get(fname)
             if fdef is None:
@@ -349,6 +366,15 @@ class RecordService:
         )
 
 
+def _id(value: Any) -> int:
+    """A record id given as a number or as digits (from a command line or a URL)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise FieldError(f"record ids are whole numbers, got {value!r}")
+
+
 def _known(definition: CatalogDef) -> str:
     return f"fields of {definition.name}: {', '.join(definition.fields)}"
 
@@ -363,7 +389,7 @@ def _accessor(fdef: FieldDef) -> Callable[[Any], Any]:
     return lambda c: c.as_string()
 
 
-def _condition(fdef: FieldDef, value: Any, dialect: str, index: int) -> ColumnElement[bool]:
+def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
     if fdef.is_list and not isinstance(value, list):
         # "participants=3": the list holds 3.
         if dialect == "postgresql":
@@ -371,12 +397,12 @@ def _condition(fdef: FieldDef, value: Any, dialect: str, index: int) -> ColumnEl
                 [value]
             )
             return contains
-        return exists(
-            text(f"SELECT 1 FROM json_each(records.data, :path{index}) WHERE value = :val{index}")
-            .bindparams(**{f"path{index}": f'$."{fdef.name}"', f"val{index}": value})
-            .columns()
-        )
+        items = func.json_each(RecordRow.data, f'$."{fdef.name}"').table_valued("value")
+        return exists(select(literal(1)).select_from(items).where(items.c.value == value))
     column = _accessor(fdef)(RecordRow.data[fdef.name])
+    if fdef.type == "number":
+        # Bound as the first value's type: [2, 4.5] would compare 4.5 as an integer.
+        value = [_float(v) for v in value] if isinstance(value, list) else _float(value)
     result: ColumnElement[bool]
     if isinstance(value, list):
         result = column.in_(value) if value else literal(False)
@@ -385,3 +411,7 @@ def _condition(fdef: FieldDef, value: Any, dialect: str, index: int) -> ColumnEl
     else:
         result = column == value
     return result
+
+
+def _float(value: Any) -> Any:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value

@@ -13,13 +13,24 @@ from sqlalchemy.orm import Session
 from engine.errors import Problem, ValidationFailed
 from engine.store import CatalogRow, RecordRow, utcnow
 
-from ._schema import CatalogDef, parse_catalog_file, parse_catalog_text
+from ._schema import CatalogDef, parse_catalog_file, parse_catalog_text, with_content_hash
 
 
 def catalog_from_dict(data: Mapping[str, object], source: str = "") -> CatalogDef:
     """Rebuild a definition stored as JSON (JSON is YAML, so the one parser serves)."""
+    data = dict(data)
+    order = data.pop("field_order", None)
     parsed = parse_catalog_text(json.dumps(data), source or "stored definition", str(data["name"]))
-    return CatalogDef(**{**parsed.__dict__, "source": source or str(data.get("source", ""))})
+    fields = parsed.fields
+    if isinstance(order, list) and sorted(order) == sorted(fields):
+        fields = {name: fields[name] for name in order}
+    source = source or str(data.get("source", ""))
+    return with_content_hash(CatalogDef(**{**parsed.__dict__, "fields": fields, "source": source}))
+
+
+def _stored_form(definition: CatalogDef) -> dict[str, object]:
+    # PostgreSQL's JSONB keeps no key order, and the order of the fields matters.
+    return {**definition.to_dict(), "field_order": list(definition.fields)}
 
 
 def load_catalog_files(directory: Path) -> dict[str, CatalogDef]:
@@ -102,11 +113,11 @@ def sync_catalogs(
     }
     problems = _check_references(everything, known_processes)
     report = SyncReport()
-    plans: list[tuple[CatalogDef, CatalogRow | None, list[str]]] = []
+    plans: list[tuple[CatalogDef, CatalogRow | None, list[str], list[str], list[str]]] = []
     for name, new in defs.items():
         row = stored.get(name)
         if row is None:
-            plans.append((new, None, []))
+            plans.append((new, None, [], [], []))
             continue
         if row.content_hash == new.content_hash:
             report.unchanged.append(name)
@@ -143,26 +154,28 @@ def sync_catalogs(
                             hint="add a new field instead, or clear the old values first",
                         )
                     )
-        plans.append((new, row, added))
+        plans.append((new, row, added, removed, retyped))
     if problems:
         raise ValidationFailed("catalog definitions were refused", problems)
-    for new, row, added in plans:
+    for new, row, added, removed, retyped in plans:
         if row is None:
             session.add(
                 CatalogRow(
                     name=new.name,
-                    definition=new.to_dict(),
+                    definition=_stored_form(new),
                     source=new.source,
                     content_hash=new.content_hash,
                 )
             )
             report.added.append(new.name)
             continue
-        row.definition = new.to_dict()
+        row.definition = _stored_form(new)
         row.source = new.source
         row.content_hash = new.content_hash
         row.updated_at = utcnow()
         report.changed.append(new.name)
+        if removed or retyped:
+            _clear_empty(session, new.name, removed, retyped)
         if added:
             report.backfilled[new.name] = _backfill(session, new, added)
     return report
@@ -182,6 +195,16 @@ def _records_holding(session: Session, catalog: str, fields: list[str]) -> dict[
             if data.get(fname) not in (None, [], ""):
                 counts[fname] += 1
     return counts
+
+
+def _clear_empty(session: Session, catalog: str, removed: list[str], retyped: list[str]) -> None:
+    # Only empty values ("" or []) are left by the check above; they must not linger
+    # as keys of a field that is gone, or as values the new type would refuse.
+    for row in session.scalars(select(RecordRow).where(RecordRow.catalog == catalog)):
+        data = {k: v for k, v in row.data.items() if k not in removed}
+        data.update({f: None for f in retyped if data.get(f) is not None})
+        if data != row.data:
+            row.data = data
 
 
 def _backfill(session: Session, definition: CatalogDef, added: list[str]) -> int:

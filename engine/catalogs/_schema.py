@@ -112,7 +112,13 @@ def parse_catalog_text(text: str, source: str, default_name: str) -> CatalogDef:
         triggers=tuple(triggers),
         source=source,
     )
-    digest = hashlib.sha256(json.dumps(definition.to_dict(), sort_keys=True).encode()).hexdigest()
+    return with_content_hash(definition)
+
+
+def with_content_hash(definition: CatalogDef) -> CatalogDef:
+    # The order of the fields is part of the catalog (it is the order people see them in).
+    identity = [definition.to_dict(), list(definition.fields)]
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
     return CatalogDef(**{**definition.__dict__, "content_hash": digest})
 
 
@@ -131,6 +137,8 @@ FIELD_KEYS = {
     "many",
     "max_length",
 }
+# Keys that mean something for one field type only; elsewhere they would be ignored.
+ONLY_FOR = {"options": "choice", "catalog": "link", "many": "link", "max_length": "text"}
 
 
 def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, FieldDef]:
@@ -180,9 +188,43 @@ def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, F
                 )
             )
             continue
+        misplaced = [k for k, only in ONLY_FOR.items() if k in spec and ftype != only]
+        if misplaced:
+            for key in misplaced:
+                problems.append(
+                    _problem(
+                        source,
+                        f"{where}.{key}",
+                        f"'{key}' only applies to {ONLY_FOR[key]} fields, not {ftype}",
+                    )
+                )
+            continue
+        flags = {key: spec.get(key, False) for key in ("required", "readonly", "many")}
+        not_bool = [key for key, value in flags.items() if not isinstance(value, bool)]
+        if not_bool:
+            for key in not_bool:
+                problems.append(
+                    _problem(
+                        source, f"{where}.{key}", f"expected true or false, got {flags[key]!r}"
+                    )
+                )
+            continue
         options = spec.get("options") or ()
         if ftype == "choice" and (not isinstance(options, list) or not options):
             problems.append(_problem(source, where, "a choice field needs a list of 'options'"))
+            continue
+        not_text = [o for o in options if not isinstance(o, str)]
+        if not_text:
+            # YAML 1.1 turns unquoted yes/no/on/off into booleans: [yes, no] is [True, False].
+            problems.append(
+                _problem(
+                    source,
+                    f"{where}.options",
+                    f"options must be text; got {', '.join(map(repr, not_text))}",
+                    "quote them, e.g. options: ['yes', 'no', '1'] "
+                    "(YAML reads bare yes, no, on, off and numbers as other types)",
+                )
+            )
             continue
         target = spec.get("catalog")
         if ftype == "link" and not (isinstance(target, str) and NAME.match(target)):
@@ -191,18 +233,20 @@ def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, F
             )
             continue
         max_length = spec.get("max_length")
-        if max_length is not None and (not isinstance(max_length, int) or max_length <= 0):
+        if max_length is not None and (
+            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length <= 0
+        ):
             problems.append(_problem(source, where, "max_length must be a positive whole number"))
             continue
         fdef = FieldDef(
             name=fname,
             type=ftype,
-            required=bool(spec.get("required", False)),
-            readonly=bool(spec.get("readonly", False)),
+            required=flags["required"],
+            readonly=flags["readonly"],
             description=str(spec.get("description") or ""),
             options=tuple(options),
             catalog=target if ftype == "link" else None,
-            many=bool(spec.get("many", False)) if ftype == "link" else False,
+            many=flags["many"],
             max_length=max_length,
         )
         default = spec.get("default")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -170,20 +170,37 @@ def deploy_paths(
     files: list[tuple[str, bytes]] = []
     problems: list[Problem] = []
     for path in paths:
+        where = str(path)
+        too_big = Problem(
+            f"file is more than {max_bytes:,} bytes, the limit",
+            where=where,
+            hint="split the process, or raise CATFLOW_MAX_BPMN_BYTES",
+            details={"file": where, "line": None},
+        )
         try:
             size = path.stat().st_size
             if size > max_bytes:
                 problems.append(
-                    Problem(
-                        f"file is {size:,} bytes; the limit is {max_bytes:,}",
-                        where=str(path),
-                        hint="split the process, or raise CATFLOW_MAX_BPMN_BYTES",
-                    )
+                    replace(too_big, message=f"file is {size:,} bytes; the limit is {max_bytes:,}")
                 )
                 continue
-            files.append((str(path), path.read_bytes()))
+            # Read no more than the limit allows: a device or a pipe has no size to check.
+            with path.open("rb") as stream:
+                data = stream.read(max_bytes + 1)
         except OSError as exc:
-            problems.append(Problem(f"cannot be read: {exc.strerror}", where=str(path)))
+            problems.append(
+                Problem(
+                    f"cannot be read: {exc.strerror}",
+                    where=where,
+                    hint="check the file's path and permissions",
+                    details={"file": where, "line": None},
+                )
+            )
+            continue
+        if len(data) > max_bytes:
+            problems.append(too_big)
+            continue
+        files.append((where, data))
     if problems:
         raise ValidationFailed("deployment refused; nothing was deployed", problems)
     return deploy(db, files, max_bytes=max_bytes, deployed_by=deployed_by)

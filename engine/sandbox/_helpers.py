@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -18,9 +19,13 @@ _DURATION = re.compile(
 def parse_duration(value: str | int | float) -> timedelta:
     """An ISO 8601 duration (``PT45M``, ``P1DT2H``) or a number of minutes."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} is not a number of minutes")
         return timedelta(minutes=value)
-    match = _DURATION.match(str(value).strip())
-    if not match or str(value).strip() in ("P", "PT"):
+    text = str(value).strip()
+    match = _DURATION.match(text)
+    # The pattern lets every part be absent: "P", "PT" and "P1DT" say no (or no whole) time.
+    if not match or text in ("P", "PT") or text.endswith("T"):
         raise ValueError(f"{value!r} is not an ISO 8601 duration such as 'PT45M' or 'P1D'")
     parts = {k: float(v) for k, v in match.groupdict().items() if v}
     return timedelta(**parts)
@@ -28,7 +33,12 @@ def parse_duration(value: str | int | float) -> timedelta:
 
 def parse_datetime(value: str) -> datetime:
     """An RFC 3339 / ISO 8601 timestamp with an offset (``Z`` allowed)."""
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an RFC 3339 timestamp such as 2026-11-21T09:00:00+01:00"
+        ) from None
     if parsed.tzinfo is None:
         raise ValueError(f"{value!r} has no UTC offset; write e.g. 2026-11-21T09:00:00+01:00")
     return parsed
@@ -40,14 +50,23 @@ def format_rfc3339(value: datetime | str, time_zone: str | None = None) -> str:
     if moment.tzinfo is None:
         raise ValueError("a datetime without an offset cannot be written as RFC 3339")
     if time_zone:
-        moment = moment.astimezone(ZoneInfo(time_zone))
+        moment = moment.astimezone(_zone(time_zone))
     return moment.isoformat()
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not a known time zone; use an IANA name such as 'Europe/Berlin'"
+        ) from None
 
 
 def add_duration(value: datetime | str, duration: str | int | float) -> str:
     """``value`` plus a duration (ISO 8601 or minutes), as RFC 3339."""
     moment = parse_datetime(value) if isinstance(value, str) else value
-    return (moment + parse_duration(duration)).isoformat()
+    return format_rfc3339(moment + parse_duration(duration))
 
 
 def to_time_zone(value: datetime | str, time_zone: str) -> str:
@@ -59,7 +78,7 @@ def now_utc() -> str:
 
 
 def today(time_zone: str = "UTC") -> str:
-    return datetime.now(ZoneInfo(time_zone)).date().isoformat()
+    return datetime.now(_zone(time_zone)).date().isoformat()
 
 
 def parse_date(value: str) -> date:
@@ -85,14 +104,20 @@ def is_email(value: Any) -> bool:
 def unique(items: list[Any], key: str | None = None, ignore_case: bool = False) -> list[Any]:
     """Items in first-seen order without repeats (optionally by a dict key, or caselessly)."""
     seen: set[Any] = set()
+    seen_unhashable: list[Any] = []  # dicts and lists: compared one by one
     out: list[Any] = []
     for item in items:
         marker = item[key] if key is not None else item
         if ignore_case and isinstance(marker, str):
             marker = marker.casefold()
-        if marker in seen:
-            continue
-        seen.add(marker)
+        try:
+            if marker in seen:
+                continue
+            seen.add(marker)
+        except TypeError:
+            if marker in seen_unhashable:
+                continue
+            seen_unhashable.append(marker)
         out.append(item)
     return out
 
