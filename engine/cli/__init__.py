@@ -65,13 +65,20 @@ def deploy(files: tuple[Path, ...], as_json: bool) -> None:
     """
     project = state().project(extra_files=files)
     wanted = {str(f.resolve()) for f in files}
-    results = [r for r in project.deployed if str(Path(r.filename).resolve()) in wanted]
+    # A file in processes/ is seen at start and again as named: report it once, last.
+    results = list(
+        {
+            (r.filename, r.process_id): r
+            for r in project.deployed
+            if str(Path(r.filename).resolve()) in wanted
+        }.values()
+    )
     if as_json:
         emit_json([r.__dict__ for r in results])
         return
     table(
-        ["file", "process", "version", "status"],
-        [[r.filename, r.process_id, r.version, r.status] for r in results],
+        ["process", "version", "status", "file"],
+        [[r.process_id, r.version, r.status, r.filename] for r in results],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from functools import wraps
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.exc import OperationalError
 
 from engine.config import load_settings
 from engine.errors import CatflowError
 from engine.runtime import Project, open_project
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("catflow.cli")
 
 
 class State:
@@ -57,6 +60,15 @@ def handle_errors(func: F) -> F:
         except CatflowError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except OperationalError as exc:
+            click.echo(f"error: the database could not be used: {exc.orig}", err=True)
+            click.echo("  (check CATFLOW_DATABASE_URL and that the database is running)", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a bug of ours: say so plainly, keep the trace in the log
+            log.exception("internal error")
+            click.echo(f"error: internal error: {type(exc).__name__}: {exc}", err=True)
+            click.echo("  (this is a Catflow bug; the log has the details)", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -91,7 +103,9 @@ def _cell(value: Any, width: int = 60) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    cells = [[_cell(v) for v in row] for row in rows]
+    """Columns for people; long values are cut, except in the last column."""
+    last = len(headers) - 1
+    cells = [[_cell(v, 60 if i < last else 10_000) for i, v in enumerate(row)] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

@@ -7,11 +7,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.bpmn import ParsedFile, content_hash, validate_file
 from engine.components import OPERATORS
-from engine.errors import NotFound, Problem, ValidationFailed
+from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from engine.store import Database, DeploymentRow, InstanceRow, ProcessVersionRow
 
 
@@ -56,13 +57,24 @@ def latest_version(session: Session, process_id: str) -> ProcessVersionRow:
     return row
 
 
-def _unchanged(session: Session, digest: str) -> list[ProcessVersionRow] | None:
-    """The versions this exact content is already the latest of, or None."""
+def _unchanged(session: Session, digest: str, ever: bool = False) -> list[ProcessVersionRow] | None:
+    """The versions of this exact content that make deploying it again a no-op, or None.
+
+    Normally that is when the content is already the latest version of its
+    processes. With ``ever``, any earlier deployment of it counts: a file that sits
+    in processes/ must not undo a newer version deployed by `catflow deploy`.
+    """
     rows = list(
         session.scalars(select(ProcessVersionRow).where(ProcessVersionRow.content_hash == digest))
     )
     if not rows:
         return None
+    if ever:
+        newest: dict[str, ProcessVersionRow] = {}
+        for r in rows:
+            if r.process_id not in newest or r.version > newest[r.process_id].version:
+                newest[r.process_id] = r
+        return list(newest.values())
     latest = [
         r for r in rows if (lv := _latest(session, r.process_id)) is not None and lv.id == r.id
     ]
@@ -75,6 +87,7 @@ def deploy(
     *,
     max_bytes: int,
     deployed_by: str = "",
+    unchanged_if_ever_deployed: bool = False,
 ) -> list[DeployResult]:
     """Validate every file, then store them all in one transaction — or nothing at all."""
     files = list(dict.fromkeys(files))  # the same file named twice is deployed once
@@ -83,7 +96,7 @@ def deploy(
     problems: list[Problem] = []
     with db.session() as session:
         for filename, data in files:
-            same = _unchanged(session, content_hash(data))
+            same = _unchanged(session, content_hash(data), unchanged_if_ever_deployed)
             if same is not None:
                 results.extend(
                     DeployResult(filename, r.process_id, r.version, "unchanged") for r in same
@@ -100,6 +113,18 @@ def deploy(
         )
     if not parsed:
         return results
+    try:
+        results.extend(_store(db, parsed, deployed_by))
+    except IntegrityError:
+        raise Conflict(
+            "another deployment of the same process was stored at the same moment; "
+            "deploy again (nothing of this one was stored)"
+        ) from None
+    return results
+
+
+def _store(db: Database, parsed: list[ParsedFile], deployed_by: str) -> list[DeployResult]:
+    results: list[DeployResult] = []
     with db.session() as session:
         for pf in parsed:
             deployment = DeploymentRow(
@@ -165,7 +190,12 @@ def _defined_twice(unchanged: list[DeployResult], parsed: list[ParsedFile]) -> l
 
 
 def deploy_paths(
-    db: Database, paths: Iterable[Path], *, max_bytes: int, deployed_by: str = ""
+    db: Database,
+    paths: Iterable[Path],
+    *,
+    max_bytes: int,
+    deployed_by: str = "",
+    unchanged_if_ever_deployed: bool = False,
 ) -> list[DeployResult]:
     files: list[tuple[str, bytes]] = []
     problems: list[Problem] = []
@@ -203,7 +233,13 @@ def deploy_paths(
         files.append((where, data))
     if problems:
         raise ValidationFailed("deployment refused; nothing was deployed", problems)
-    return deploy(db, files, max_bytes=max_bytes, deployed_by=deployed_by)
+    return deploy(
+        db,
+        files,
+        max_bytes=max_bytes,
+        deployed_by=deployed_by,
+        unchanged_if_ever_deployed=unchanged_if_ever_deployed,
+    )
 
 
 def list_processes(session: Session) -> list[ProcessSummary]:

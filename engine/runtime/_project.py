@@ -91,14 +91,24 @@ def open_project(
         if load_files:
             folder = settings.processes_dir
             files = sorted(folder.glob("*.bpmn")) if folder.is_dir() else []
-            files += [
-                Path(f)
-                for f in extra_files
-                if Path(f).resolve() not in {p.resolve() for p in files}
-            ]
+            # A folder file whose content was ever deployed is left alone, so a
+            # newer version deployed by hand is not undone at the next start.
             deployed = deploy_paths(
-                db, files, max_bytes=settings.max_bpmn_bytes, deployed_by=f"startup:{_who()}"
+                db,
+                files,
+                max_bytes=settings.max_bpmn_bytes,
+                deployed_by=f"startup:{_who()}",
+                unchanged_if_ever_deployed=True,
             )
+            if extra_files:
+                # Files named explicitly: all of them or none; content that is not
+                # the latest version (even an old one) becomes the latest.
+                deployed += deploy_paths(
+                    db,
+                    [Path(f) for f in dict.fromkeys(extra_files)],
+                    max_bytes=settings.max_bpmn_bytes,
+                    deployed_by=_who(),
+                )
             definitions = load_catalog_files(settings.catalogs_dir)
             with db.session() as session:
                 sync_catalogs(session, definitions, deployed_process_ids(session))
