@@ -6,26 +6,27 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from engine.errors import CatflowError
+
+N = TypeVar("N", int, float)
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: N) -> N:
+    """A number from the environment, of the default's type; a clear error if it is not one."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a whole number") from exc
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r} is not a number") from exc
+        value = kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise CatflowError(f"{name}={raw!r} is not {what}") from None
+    if value <= 0:
+        raise CatflowError(f"{name}={raw!r} must be greater than zero")
+    return value
 
 
 def normalise_database_url(url: str) -> str:
@@ -66,10 +67,10 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
     return Settings(
         project_dir=home,
         database_url=normalise_database_url(url),
-        workers=_int("CATFLOW_WORKERS", 4),
-        lease_seconds=_float("CATFLOW_LEASE_SECONDS", 30.0),
-        poll_interval=_float("CATFLOW_POLL_INTERVAL", 0.2),
-        max_bpmn_bytes=_int("CATFLOW_MAX_BPMN_BYTES", 2 * 1024 * 1024),
+        workers=_number("CATFLOW_WORKERS", 4),
+        lease_seconds=_number("CATFLOW_LEASE_SECONDS", 30.0),
+        poll_interval=_number("CATFLOW_POLL_INTERVAL", 0.2),
+        max_bpmn_bytes=_number("CATFLOW_MAX_BPMN_BYTES", 2 * 1024 * 1024),
         worker_name=os.environ.get("CATFLOW_WORKER_NAME")
         or f"{socket.gethostname()}:{os.getpid()}",
     )
