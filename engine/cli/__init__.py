@@ -32,19 +32,20 @@ JSON_HELP = "Print JSON for scripts instead of a table."
 )
 @click.option(
     "--log-level",
-    default=lambda: os.environ.get("CATFLOW_LOG_LEVEL", "warning"),
-    help="Log level for the structured log on stderr.",
+    default=lambda: os.environ.get("CATFLOW_LOG_LEVEL"),
+    help="Level of the JSON log on stderr (default: $CATFLOW_LOG_LEVEL, else info for "
+    "serve and warning for the rest).",
 )
 @click.version_option(__version__, prog_name="catflow")
 @click.pass_context
-def cli(ctx: click.Context, project_dir: str | None, log_level: str) -> None:
+def cli(ctx: click.Context, project_dir: str | None, log_level: str | None) -> None:
     """Catflow: BPMN processes started by changes to catalog records.
 
     Every command loads the project first: it migrates the database, deploys
     processes/*.bpmn and loads catalogs/*.yaml, refusing with the reasons if
     any file is invalid.
     """
-    configure_logging(log_level)
+    configure_logging(log_level or ("info" if ctx.invoked_subcommand == "serve" else "warning"))
     ctx.obj = State(project_dir)
     ctx.call_on_close(ctx.obj.close)
 

@@ -70,6 +70,17 @@ def dispatch_pending(
                     result = match(rule, event)
                     if not result.matched:
                         notes.append(f"{rule.key}: {result.reason}")
+                        if result.failed:
+                            log.warning(
+                                "trigger condition failed; no instance started",
+                                extra={
+                                    "event_id": event.id,
+                                    "catalog": event.catalog,
+                                    "record_id": event.record_id,
+                                    "rule": rule.key,
+                                    "reason": result.reason,
+                                },
+                            )
                         continue
                     instance_id = _start(session, event, rule.key, rule.process, start_instance)
                     created.append(instance_id)

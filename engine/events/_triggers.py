@@ -15,6 +15,7 @@ class Match:
     rule: TriggerDef
     matched: bool
     reason: str
+    failed: bool = False  # the rule's condition raised: a designer must look
 
 
 def event_dict(event: OutboxEvent) -> dict[str, Any]:
@@ -57,5 +58,5 @@ def match(rule: TriggerDef, event: OutboxEvent) -> Match:
             if not evaluate(rule.when, scope):
                 return Match(rule, False, f"condition {rule.when!r} is false")
         except ScriptError as err:
-            return Match(rule, False, f"condition {rule.when!r} failed: {err.message}")
+            return Match(rule, False, f"condition {rule.when!r} failed: {err.message}", True)
     return Match(rule, True, "matched")

@@ -140,3 +140,19 @@ def test_ignore_own_writes_false_lets_a_process_retrigger(open_test_project: Any
     # b -> b! -> b!! -> b!!! (length 4 stops the condition)
     assert get(project, "items", rid)["title"] == "b!!!"
     assert len(instances(project)) == 3
+
+
+def test_a_condition_that_raises_starts_nothing_and_is_noted_on_the_event(
+    open_test_project: Any, caplog: Any
+) -> None:
+    rule = "[{on: created, process: noop, when: \"new['nope'] == 1\"}]"
+    project = open_test_project(catalogs={"items": catalog(rule)}, processes={"noop": NOOP})
+    create(project, "items", {"title": "a"})
+    with caplog.at_level("WARNING", logger="catflow.dispatcher"):
+        run(project)
+    assert instances(project) == []
+    with project.db.session() as s:
+        [event] = s.query(OutboxEvent).all()
+        assert event.dispatched_at is not None
+        assert "failed: KeyError" in (event.dispatch_note or "")
+    assert any(r.message.startswith("trigger condition failed") for r in caplog.records)
