@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, select, type_coerce
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
-from engine.errors import NotFound, Problem, ValidationFailed
+from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from engine.store import OutboxEvent, RecordRow, utcnow
 
 from ._fields import FieldDef, FieldError, normalise, parse_filter
@@ -118,7 +119,7 @@ class RecordService:
                 select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
             )
             if existing is not None:
-                return Record.from_row(existing, definition.fields)
+                return self._replayed(existing, definition, idempotency_key)
         values = self._validate(session, definition, data, cause, creating=True)
         row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
         now = utcnow()
@@ -136,7 +137,7 @@ class RecordService:
             )
             if existing is None:
                 raise
-            return Record.from_row(existing, definition.fields)
+            return self._replayed(existing, definition, idempotency_key)
         record = Record.from_row(row, definition.fields)
         changed = [k for k, v in values.items() if v is not None]
         self._emit(session, record, "created", changed, None, record.as_dict(), cause)
@@ -154,11 +155,14 @@ class RecordService:
         definition = self.catalog(catalog)
         row = self._row(session, catalog, record_id, lock=True)
         values = self._validate(session, definition, changes, cause, creating=False)
-        changed = [k for k, v in values.items() if row.data.get(k) != v]
+        changed = [k for k, v in values.items() if not _same(row.data.get(k), v)]
         if not changed:
             return Record.from_row(row, definition.fields)
         old = {"id": row.id, **row.data}
         row.data = {**row.data, **values}
+        # SQLAlchemy compares JSON values with ==, to which {"x": 1} and {"x": true}
+        # are equal: without this, such a change would be counted but not written.
+        flag_modified(row, "data")
         row.version += 1
         row.updated_at = utcnow()
         session.flush()
@@ -256,6 +260,16 @@ class RecordService:
         return filters
 
     # -- internals ------------------------------------------------------------
+
+    def _replayed(self, row: RecordRow, definition: CatalogDef, key: str) -> Record:
+        if row.catalog != definition.name:
+            # Keys are unique across catalogs; the same key here means a mix-up, not a replay.
+            raise Conflict(
+                f"idempotency key {key!r} was already used to create {row.catalog} "
+                f"record {row.id}, not a {definition.name} record",
+                [Problem("use one key per created record", where=definition.name)],
+            )
+        return Record.from_row(row, definition.fields)
 
     def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> RecordRow:
         query = select(RecordRow).where(RecordRow.id == record_id, RecordRow.catalog == catalog)
@@ -390,15 +404,12 @@ def _accessor(fdef: FieldDef) -> Callable[[Any], Any]:
 
 
 def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
-    if fdef.is_list and not isinstance(value, list):
-        # "participants=3": the list holds 3.
-        if dialect == "postgresql":
-            contains: ColumnElement[bool] = type_coerce(RecordRow.data, JSONB)[fdef.name].contains(
-                [value]
-            )
-            return contains
-        items = func.json_each(RecordRow.data, f'$."{fdef.name}"').table_valued("value")
-        return exists(select(literal(1)).select_from(items).where(items.c.value == value))
+    if fdef.is_list:
+        # "participants=3": the list holds 3; "participants=[3, 4]": it holds one of them.
+        wanted = value if isinstance(value, list) else [value]
+        if not wanted:
+            return literal(False)
+        return or_(*(_holds(fdef, v, dialect) for v in wanted))
     column = _accessor(fdef)(RecordRow.data[fdef.name])
     if fdef.type == "number":
         # Bound as the first value's type: [2, 4.5] would compare 4.5 as an integer.
@@ -411,6 +422,27 @@ def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
     else:
         result = column == value
     return result
+
+
+def _holds(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        contains: ColumnElement[bool] = type_coerce(RecordRow.data, JSONB)[fdef.name].contains(
+            [value]
+        )
+        return contains
+    items = func.json_each(RecordRow.data, f'$."{fdef.name}"').table_valued("value")
+    return exists(select(literal(1)).select_from(items).where(items.c.value == value))
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as stored JSON: unlike ``==``, ``true`` is not ``1`` (json fields may hold both)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _float(value: Any) -> Any:

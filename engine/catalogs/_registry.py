@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from engine.errors import Problem, ValidationFailed
 from engine.store import CatalogRow, RecordRow, utcnow
@@ -104,7 +105,8 @@ def sync_catalogs(
     """Store new and changed definitions; refuse changes that would orphan data.
 
     Added fields with a default are filled in on existing records. Removing a
-    field, or changing its type, is refused while any record holds a value for it.
+    field, or changing its type, is refused while any record holds a value for it;
+    so is removing a choice option that records hold.
     """
     stored = {row.name: row for row in session.scalars(select(CatalogRow))}
     everything = {
@@ -130,6 +132,24 @@ def sync_catalogs(
             if f in new.fields and old.fields[f].signature() != new.fields[f].signature()
         ]
         added = [f for f in new.fields if f not in old.fields and new.fields[f].default is not None]
+        dropped_options = {
+            f: [o for o in old.fields[f].options if o not in new.fields[f].options]
+            for f in old.fields
+            if f in new.fields and f not in retyped and old.fields[f].type == "choice"
+        }
+        dropped_options = {f: gone for f, gone in dropped_options.items() if gone}
+        if dropped_options:
+            users = _records_choosing(session, name, dropped_options)
+            for fname, gone in dropped_options.items():
+                if users[fname]:
+                    problems.append(
+                        Problem(
+                            f"option(s) {', '.join(map(repr, gone))} of field {fname!r} were "
+                            f"removed but {users[fname]} record(s) hold them",
+                            where=f"{new.source}: fields.{fname}",
+                            hint="keep the options, or change those records first",
+                        )
+                    )
         if removed or retyped:
             holders = _records_holding(session, name, [*removed, *retyped])
             for fname in removed:
@@ -170,6 +190,7 @@ def sync_catalogs(
             report.added.append(new.name)
             continue
         row.definition = _stored_form(new)
+        flag_modified(row, "definition")  # a default of 1 changed to true is == to SQLAlchemy
         row.source = new.source
         row.content_hash = new.content_hash
         row.updated_at = utcnow()
@@ -193,6 +214,17 @@ def _records_holding(session: Session, catalog: str, fields: list[str]) -> dict[
     for data in rows:
         for fname in fields:
             if data.get(fname) not in (None, [], ""):
+                counts[fname] += 1
+    return counts
+
+
+def _records_choosing(
+    session: Session, catalog: str, options: Mapping[str, list[str]]
+) -> dict[str, int]:
+    counts = dict.fromkeys(options, 0)
+    for data in session.scalars(select(RecordRow.data).where(RecordRow.catalog == catalog)):
+        for fname, gone in options.items():
+            if data.get(fname) in gone:
                 counts[fname] += 1
     return counts
 

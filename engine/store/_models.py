@@ -40,7 +40,7 @@ class CatalogRow(Base):
     __tablename__ = "catalogs"
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
-    definition: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONType())
     source: Mapped[str] = mapped_column(String(500), default="")
     content_hash: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -52,7 +52,7 @@ class RecordRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     catalog: Mapped[str] = mapped_column(String(100))
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType())
     version: Mapped[int] = mapped_column(Integer, default=1)
     # Set by processes' records.create: a replayed create finds the first one.
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
@@ -70,9 +70,9 @@ class OutboxEvent(Base):
     catalog: Mapped[str] = mapped_column(String(100))
     record_id: Mapped[int] = mapped_column(Id)
     kind: Mapped[str] = mapped_column(String(20))  # created | updated | deleted
-    changed: Mapped[list[str]] = mapped_column(JSONType)
-    old: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
-    new: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    changed: Mapped[list[str]] = mapped_column(JSONType())
+    old: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
     cause_kind: Mapped[str] = mapped_column(String(20))  # user | instance | system
     cause_user: Mapped[str | None] = mapped_column(String(200))
     cause_instance_id: Mapped[int | None] = mapped_column(Id)
@@ -138,8 +138,8 @@ class InstanceRow(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     suspended_state: Mapped[str | None] = mapped_column(String(20))
     waiting_for: Mapped[str | None] = mapped_column(Text)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
-    cause: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
+    cause: Mapped[dict[str, Any]] = mapped_column(JSONType())
     runs: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -163,7 +163,7 @@ class StepRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
-    changed: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    changed: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
     message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
 
@@ -182,7 +182,7 @@ class IncidentRow(Base):
     line: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
-    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(String(40))

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+class JSONType(TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on PostgreSQL; changes are judged as JSON, not with ``==``.
+
+    Python says ``1 == True`` and ``1 == 1.0``; SQLAlchemy's default comparison would
+    therefore skip writing a change from 1 to true, silently.
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return _canonical(x) == _canonical(y)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

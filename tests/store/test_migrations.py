@@ -36,3 +36,26 @@ def test_sqlite_uses_wal(tmp_path: object) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     finally:
         db.dispose()
+
+
+def test_json_columns_store_changes_python_thinks_equal(db_url: str) -> None:
+    """1 == True and 1 == 1.0 in Python, but they are different JSON: all must be written."""
+    from engine.store import CatalogRow
+
+    db = Database(db_url)
+    try:
+        migrate(db)
+        with db.session() as s:
+            s.add(CatalogRow(name="c", definition={"v": 1}, content_hash="h"))
+        for value in (True, 1.5, 1, {"nested": [0]}, {"nested": [False]}):
+            with db.session() as s:
+                row = s.get(CatalogRow, "c")
+                assert row is not None
+                row.definition = {"v": value}
+            with db.session() as s:
+                stored = s.get(CatalogRow, "c")
+                assert stored is not None
+                assert stored.definition == {"v": value}
+                assert type(stored.definition["v"]) is type(value)
+    finally:
+        db.dispose()

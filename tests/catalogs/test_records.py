@@ -1,0 +1,466 @@
+"""The record service on real databases: create, get, find, update, delete and validation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from engine.catalogs import Cause, Record
+from engine.errors import NotFound, ValidationFailed
+from engine.runtime import Project
+from engine.store import OutboxEvent
+
+ADA = Cause.person("ada")
+PROCESS = Cause.instance(41, "meeting_to_calendar")
+
+Rows = Callable[[str], list[dict[str, Any]]]
+Outbox = Callable[[], list[OutboxEvent]]
+
+
+def create(project: Project, catalog: str, data: dict[str, Any], cause: Cause = ADA) -> Record:
+    with project.db.session() as session:
+        return project.records.create(session, catalog, data, cause)
+
+
+def update(
+    project: Project, catalog: str, record_id: int, changes: dict[str, Any], cause: Cause = ADA
+) -> Record:
+    with project.db.session() as session:
+        return project.records.update(session, catalog, record_id, changes, cause)
+
+
+def get(project: Project, catalog: str, record_id: int) -> Record:
+    with project.db.session() as session:
+        return project.records.get(session, catalog, record_id)
+
+
+def find(project: Project, catalog: str, filters: dict[str, Any], **paging: int) -> list[int]:
+    with project.db.session() as session:
+        return [r.id for r in project.records.find(session, catalog, filters, **paging).items]
+
+
+def refused(call: Callable[[], object]) -> dict[str, str]:
+    """The problems of a refused call, by where they are."""
+    with pytest.raises(ValidationFailed) as exc:
+        call()
+    return {p.where: p.message for p in exc.value.problems}
+
+
+def employee(project: Project, name: str, **data: Any) -> int:
+    email = f"{name.lower()}@example.com"
+    return create(project, "employees", {"name": name, "email": email, **data}).id
+
+
+def meeting(**data: Any) -> dict[str, Any]:
+    return {"title": "Weekly sync", "starts_at": "2026-11-23T09:30:00+01:00", **data}
+
+
+# -- create and get ------------------------------------------------------------
+
+
+def test_create_stores_every_field_with_defaults_and_get_reads_it_back(project: Project) -> None:
+    ada = employee(project, "Ada")
+    created = create(
+        project,
+        "meetings",
+        meeting(
+            agenda="Roadmap",
+            starts_at="2026-11-23T08:30:00Z",
+            day="2026-11-23",
+            participants=[ada],
+            extra_participants=["Guest@Example.org"],
+            details={"room": "Blue", "remote": True},
+        ),
+    )
+    assert created.id > 0 and created.catalog == "meetings" and created.version == 1
+    assert created.created_at.tzinfo is not None
+    assert created.data == {
+        "title": "Weekly sync",
+        "agenda": "Roadmap",
+        "starts_at": "2026-11-23T08:30:00+00:00",
+        "ends_at": None,
+        "day": "2026-11-23",
+        "organizer": None,
+        "participants": [ada],
+        "extra_participants": ["Guest@example.org"],
+        "status": "planned",
+        "calendar_event_id": None,
+        "details": {"room": "Blue", "remote": True},
+    }
+    read = get(project, "meetings", created.id)
+    assert read.data == created.data
+    # Fields come in the catalog's order on both databases.
+    assert list(read.data) == list(project.records.catalog("meetings").fields)
+    assert read.as_dict() == {"id": created.id, **created.data}
+
+
+def test_datetimes_keep_their_offset_through_storage(project: Project) -> None:
+    rid = create(project, "meetings", meeting(ends_at="2026-11-23T10:00:00-05:00")).id
+    data = get(project, "meetings", rid).data
+    assert data["starts_at"] == "2026-11-23T09:30:00+01:00"
+    assert data["ends_at"] == "2026-11-23T10:00:00-05:00"
+
+
+def test_invalid_data_is_refused_per_field_and_writes_nothing(
+    project: Project, record_rows: Rows, outbox: Outbox
+) -> None:
+    problems = refused(
+        lambda: create(
+            project,
+            "meetings",
+            {
+                "title": "",
+                "starts_at": "2026-11-23T09:30:00",
+                "day": "tomorrow",
+                "extra_participants": ["ok@example.com", "nope"],
+                "status": "done",
+                "room": "Blue",
+            },
+        )
+    )
+    assert set(problems) == {
+        "meetings.title",
+        "meetings.starts_at",
+        "meetings.day",
+        "meetings.extra_participants",
+        "meetings.status",
+        "meetings.room",
+    }
+    assert problems["meetings.title"] == "is required"
+    assert "has no UTC offset" in problems["meetings.starts_at"]
+    assert "2026-11-23T09:30:00Z" in problems["meetings.starts_at"]
+    assert problems["meetings.extra_participants"].startswith("item 1: 'nope'")
+    assert problems["meetings.status"] == "'done' is not one of: planned, held, cancelled"
+    assert problems["meetings.room"] == "unknown field"
+    assert record_rows("meetings") == []
+    assert outbox() == []
+
+
+def test_a_refusal_says_what_to_do(project: Project) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        create(project, "meetings", {"starts_at": "2026-11-23T09:30:00Z", "room": "Blue"})
+    text = str(exc.value)
+    assert text.startswith("the meetings record was refused")
+    assert "meetings.title: is required (give a text value)" in text
+    assert "meetings.room: unknown field (fields of meetings: title, agenda," in text
+
+
+def test_required_fields_cannot_be_missing_or_empty(project: Project) -> None:
+    assert refused(lambda: create(project, "meetings", {})) == {
+        "meetings.title": "is required",
+        "meetings.starts_at": "is required",
+    }
+    assert refused(lambda: create(project, "meetings", meeting(title=None))) == {
+        "meetings.title": "is required"
+    }
+
+
+def test_number_boolean_and_text_limits_are_enforced(project: Project) -> None:
+    problems = refused(
+        lambda: create(
+            project,
+            "employees",
+            {"name": "x" * 41, "email": "e@example.com", "active": "yes", "level": "3"},
+        )
+    )
+    assert problems == {
+        "employees.name": "is 41 characters long; at most 40 allowed",
+        "employees.active": "expected true or false, got text",
+        "employees.level": "expected a number, got text",
+    }
+    rid = employee(project, "Ada", active=False, level=2.5)
+    assert get(project, "employees", rid).data["active"] is False
+    assert get(project, "employees", rid).data["level"] == 2.5
+
+
+def test_links_must_point_to_existing_records_of_their_catalog(
+    project: Project, record_rows: Rows
+) -> None:
+    ada = employee(project, "Ada")
+    other_meeting = create(project, "meetings", meeting()).id
+    missing = ada + other_meeting + 100
+    problems = refused(
+        lambda: create(
+            project,
+            "meetings",
+            meeting(organizer=missing, participants=[ada, missing, other_meeting]),
+        )
+    )
+    assert problems == {
+        "meetings.organizer": f"employees record {missing} does not exist",
+        "meetings.participants": f"employees record {missing} does not exist",
+    }
+    # A meeting's id is not an employee, even when such a record exists.
+    problems = refused(lambda: create(project, "meetings", meeting(organizer=other_meeting)))
+    assert problems == {"meetings.organizer": f"employees record {other_meeting} does not exist"}
+    assert len(record_rows("meetings")) == 1
+    linked = create(project, "meetings", meeting(organizer={"id": ada}, participants=[ada]))
+    assert (linked.data["organizer"], linked.data["participants"]) == (ada, [ada])
+
+
+def test_a_link_may_point_to_its_own_catalog(project: Project) -> None:
+    boss = employee(project, "Grace")
+    worker = employee(project, "Alan", manager=boss)
+    assert get(project, "employees", worker).data["manager"] == boss
+
+
+def test_readonly_fields_are_set_by_processes_not_by_users(project: Project) -> None:
+    problems = refused(lambda: create(project, "meetings", meeting(calendar_event_id="evt1")))
+    assert problems == {
+        "meetings.calendar_event_id": "is read-only: it is set by processes, not by users"
+    }
+    rid = create(project, "meetings", meeting(calendar_event_id="evt1"), PROCESS).id
+    assert get(project, "meetings", rid).data["calendar_event_id"] == "evt1"
+    problems = refused(lambda: update(project, "meetings", rid, {"calendar_event_id": "evt2"}))
+    assert "meetings.calendar_event_id" in problems
+    update(project, "meetings", rid, {"calendar_event_id": "evt2"}, PROCESS)
+    assert get(project, "meetings", rid).data["calendar_event_id"] == "evt2"
+
+
+def test_a_non_finite_number_is_refused_before_it_reaches_the_database(project: Project) -> None:
+    problems = refused(
+        lambda: create(project, "employees", {"name": "A", "email": "a@x.org", "level": 1e999})
+    )
+    assert problems == {"employees.level": "inf cannot be stored; give a finite number"}
+
+
+def test_an_unknown_catalog_is_not_found_with_the_known_ones(project: Project) -> None:
+    with pytest.raises(NotFound) as exc:
+        create(project, "meeting", meeting())
+    assert str(exc.value) == "no catalog named 'meeting' (known catalogs: employees, meetings)"
+
+
+# -- update and delete ---------------------------------------------------------
+
+
+def test_update_changes_only_the_given_fields(project: Project) -> None:
+    ada, grace = employee(project, "Ada"), employee(project, "Grace")
+    first = create(project, "meetings", meeting(agenda="Roadmap", participants=[ada]))
+    updated = update(
+        project, "meetings", first.id, {"title": "Planning", "participants": [ada, grace]}
+    )
+    assert updated.version == 2
+    assert updated.updated_at >= first.updated_at
+    assert updated.data == {
+        **first.data,
+        "title": "Planning",
+        "participants": [ada, grace],
+    }
+    assert get(project, "meetings", first.id).data == updated.data
+
+
+def test_update_can_clear_an_optional_field_but_not_a_required_one(project: Project) -> None:
+    rid = create(project, "meetings", meeting(agenda="Roadmap")).id
+    assert update(project, "meetings", rid, {"agenda": None}).data["agenda"] is None
+    assert refused(lambda: update(project, "meetings", rid, {"title": ""})) == {
+        "meetings.title": "is required"
+    }
+
+
+def test_a_refused_update_leaves_the_record_as_it_was(project: Project, outbox: Outbox) -> None:
+    before = create(project, "meetings", meeting())
+    problems = refused(
+        lambda: update(
+            project, "meetings", before.id, {"title": "New", "participants": [before.id + 50]}
+        )
+    )
+    assert problems == {
+        "meetings.participants": f"employees record {before.id + 50} does not exist"
+    }
+    after = get(project, "meetings", before.id)
+    assert (after.data, after.version) == (before.data, 1)
+    assert [e.kind for e in outbox()] == ["created"]
+
+
+def test_an_update_that_changes_nothing_keeps_the_version_and_emits_nothing(
+    project: Project, outbox: Outbox
+) -> None:
+    rid = create(project, "meetings", meeting(extra_participants=["a@example.com"])).id
+    same = update(
+        project,
+        "meetings",
+        rid,
+        # The same values, written differently: they normalise to what is stored.
+        {"starts_at": "2026-11-23T09:30:00+01:00", "extra_participants": ["a@EXAMPLE.com"]},
+    )
+    assert same.version == 1
+    assert [e.kind for e in outbox()] == ["created"]
+
+
+def test_a_json_value_changed_from_1_to_true_is_a_change(project: Project) -> None:
+    rid = create(project, "meetings", meeting(details={"remote": 1, "rooms": [0]})).id
+    changed = update(project, "meetings", rid, {"details": {"remote": True, "rooms": [0]}})
+    assert changed.version == 2
+    # Compared with `is`: to ==, 1 and True are the same, which is what hid this change.
+    assert get(project, "meetings", rid).data["details"]["remote"] is True
+    same = update(project, "meetings", rid, {"details": {"rooms": [0], "remote": True}})
+    assert same.version == 2  # key order is not a change
+
+
+def test_delete_removes_the_record(project: Project, record_rows: Rows) -> None:
+    keep = create(project, "meetings", meeting(title="Keep")).id
+    gone = create(project, "meetings", meeting(title="Gone")).id
+    with project.db.session() as session:
+        deleted = project.records.delete(session, "meetings", gone, ADA)
+    assert deleted.id == gone and deleted.data["title"] == "Gone"
+    assert [r["id"] for r in record_rows("meetings")] == [keep]
+    with pytest.raises(NotFound, match=f"meetings record {gone} does not exist"):
+        get(project, "meetings", gone)
+
+
+def test_missing_records_are_not_found_with_a_clear_message(project: Project) -> None:
+    rid = employee(project, "Ada")
+    with project.db.session() as session:
+        with pytest.raises(NotFound) as exc:
+            project.records.get(session, "meetings", 999)
+        assert str(exc.value) == "meetings record 999 does not exist"
+        with pytest.raises(NotFound, match="meetings record 999 does not exist"):
+            project.records.update(session, "meetings", 999, {"title": "x"}, ADA)
+        with pytest.raises(NotFound, match="meetings record 999 does not exist"):
+            project.records.delete(session, "meetings", 999, ADA)
+        # An employee's id does not find a meeting.
+        with pytest.raises(NotFound, match=f"meetings record {rid} does not exist"):
+            project.records.get(session, "meetings", rid)
+
+
+# -- find ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff(project: Project) -> dict[str, int]:
+    """Five employees and three meetings to search through."""
+    ids = {
+        "ada": employee(project, "Ada", team="engineering", level=3, skills=["ada@lovelace.org"]),
+        "grace": employee(project, "Grace", team="engineering", level=4.5, active=False),
+        "alan": employee(project, "Alan", team="sales", level=2),
+        "edsger": employee(project, "Edsger", team="support"),
+        "barbara": employee(project, "Barbara", level=3),
+    }
+    for title, people in (
+        ("Kick-off", ["ada", "grace"]),
+        ("Retro", ["grace", "alan"]),
+        ("Review", []),
+    ):
+        create(
+            project,
+            "meetings",
+            meeting(
+                title=title,
+                organizer=ids[people[0]] if people else None,
+                participants=[ids[p] for p in people],
+                extra_participants=["guest@example.org"] if title == "Retro" else [],
+                day="2026-11-23" if title != "Review" else "2026-11-24",
+            ),
+        )
+    return ids
+
+
+def names(project: Project, filters: dict[str, Any], catalog: str = "employees") -> list[str]:
+    with project.db.session() as session:
+        page = project.records.find(session, catalog, filters)
+    field = "name" if catalog == "employees" else "title"
+    return [r.data[field] for r in page.items]
+
+
+def test_find_without_filters_lists_a_catalog_oldest_first(
+    project: Project, staff: dict[str, int]
+) -> None:
+    assert names(project, {}) == ["Ada", "Grace", "Alan", "Edsger", "Barbara"]
+    assert names(project, {}, "meetings") == ["Kick-off", "Retro", "Review"]
+
+
+FIELD_FILTERS: list[tuple[dict[str, Any], list[str]]] = [
+    ({"name": "Grace"}, ["Grace"]),
+    ({"email": "alan@example.com"}, ["Alan"]),
+    ({"level": 3}, ["Ada", "Barbara"]),
+    ({"level": 4.5}, ["Grace"]),
+    ({"level": 3.0}, ["Ada", "Barbara"]),
+    ({"active": False}, ["Grace"]),
+    ({"active": True}, ["Ada", "Alan", "Edsger", "Barbara"]),
+    ({"team": "engineering"}, ["Ada", "Grace"]),
+    ({"team": ["sales", "support"]}, ["Alan", "Edsger"]),
+    ({"team": None}, ["Barbara"]),
+    ({"level": [2, 4.5]}, ["Grace", "Alan"]),
+    ({"team": "engineering", "level": 3}, ["Ada"]),
+    ({"skills": "ada@lovelace.org"}, ["Ada"]),
+    ({"name": "Nobody"}, []),
+    ({"team": []}, []),
+]
+
+
+def test_find_filters_on_field_values(project: Project, staff: dict[str, int]) -> None:
+    for filters, expected in FIELD_FILTERS:
+        assert names(project, filters) == expected, filters
+
+
+def test_find_filters_on_links_and_lists(project: Project, staff: dict[str, int]) -> None:
+    ada, grace, alan = staff["ada"], staff["grace"], staff["alan"]
+    assert names(project, {"organizer": ada}, "meetings") == ["Kick-off"]
+    assert names(project, {"organizer": [ada, grace]}, "meetings") == ["Kick-off", "Retro"]
+    assert names(project, {"participants": grace}, "meetings") == ["Kick-off", "Retro"]
+    assert names(project, {"participants": alan}, "meetings") == ["Retro"]
+    assert names(project, {"participants": staff["edsger"]}, "meetings") == []
+    assert names(project, {"extra_participants": "guest@example.org"}, "meetings") == ["Retro"]
+    # A list of values: the list holds one of them.
+    assert names(project, {"participants": [alan, ada]}, "meetings") == ["Kick-off", "Retro"]
+    assert names(project, {"participants": [staff["edsger"]]}, "meetings") == []
+    assert names(project, {"participants": []}, "meetings") == []
+    assert names(project, {"day": "2026-11-24"}, "meetings") == ["Review"]
+    both = {"participants": grace, "day": "2026-11-23", "title": "Retro"}
+    assert names(project, both, "meetings") == ["Retro"]
+
+
+def test_find_by_id(project: Project, staff: dict[str, int]) -> None:
+    assert names(project, {"id": staff["alan"]}) == ["Alan"]
+    assert names(project, {"id": [staff["edsger"], staff["ada"]]}) == ["Ada", "Edsger"]
+    assert names(project, {"id": str(staff["grace"])}) == ["Grace"]
+
+
+def test_find_refuses_unknown_fields_and_bad_ids(project: Project, staff: dict[str, int]) -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        names(project, {"nmae": "Ada"})
+    assert exc.value.message == "cannot filter employees on 'nmae'"
+    assert "fields of employees: name, email" in exc.value.problems[0].hint
+    with pytest.raises(ValidationFailed, match="record ids are whole numbers"):
+        names(project, {"id": "seven"})
+
+
+def test_find_pages_with_limit_offset_and_total(project: Project, staff: dict[str, int]) -> None:
+    with project.db.session() as session:
+        first = project.records.find(session, "employees", limit=2)
+        second = project.records.find(session, "employees", limit=2, offset=2)
+        last = project.records.find(session, "employees", limit=2, offset=4)
+        beyond = project.records.find(session, "employees", limit=2, offset=10)
+        filtered = project.records.find(session, "employees", {"level": 3}, limit=1, offset=1)
+    assert [r.data["name"] for r in first.items] == ["Ada", "Grace"]
+    assert [r.data["name"] for r in second.items] == ["Alan", "Edsger"]
+    assert [r.data["name"] for r in last.items] == ["Barbara"]
+    assert beyond.items == []
+    assert (first.total, second.total, last.total, beyond.total) == (5, 5, 5, 5)
+    assert (second.limit, second.offset) == (2, 2)
+    assert [r.data["name"] for r in filtered.items] == ["Barbara"]
+    assert filtered.total == 2
+
+
+def test_find_refuses_bad_paging(project: Project) -> None:
+    for paging, message in [
+        ({"limit": 0}, "limit must be between 1 and 10000, got 0"),
+        ({"limit": 10_001}, "limit must be between 1 and 10000, got 10001"),
+        ({"offset": -1}, "offset cannot be negative, got -1"),
+    ]:
+        with pytest.raises(ValidationFailed, match=message):
+            find(project, "employees", {}, **paging)
+
+
+# -- parse_where and find together ----------------------------------------------
+
+
+def test_parse_where_output_finds_the_records(project: Project, staff: dict[str, int]) -> None:
+    where = ["team=engineering", "level=4.5", "active=false"]
+    assert names(project, project.records.parse_where("employees", where)) == ["Grace"]
+    where = [f"participants={staff['alan']}"]
+    assert names(project, project.records.parse_where("meetings", where), "meetings") == ["Retro"]
+    where = [f"id={staff['edsger']}"]
+    assert names(project, project.records.parse_where("employees", where)) == ["Edsger"]
