@@ -338,7 +338,7 @@ class Executor:
             run = None
         steps.discard()
         try:
-            return self._finish(instance_id, run, outcome, steps.pending)
+            return self._finish(instance_id, run, outcome, steps.pending, steps.tasks_run)
         except LeaseLost:
             log.warning(
                 "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
@@ -346,7 +346,12 @@ class Executor:
             return None
 
     def _finish(
-        self, instance_id: int, run: ProcessRun | None, outcome: Outcome, steps: list[StepRow]
+        self,
+        instance_id: int,
+        run: ProcessRun | None,
+        outcome: Outcome,
+        steps: list[StepRow],
+        tasks_run: int,
     ) -> str:
         now = utcnow()
         values: dict[str, Any] = {
@@ -380,7 +385,7 @@ class Executor:
                 self._record_failure(session, instance_id, outcome.failure)
         log.info(
             "instance advanced",
-            extra={"instance_id": instance_id, "state": values["state"], "steps": len(steps)},
+            extra={"instance_id": instance_id, "state": values["state"], "tasks_run": tasks_run},
         )
         return str(values["state"])
 
