@@ -12,6 +12,7 @@ from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
@@ -19,7 +20,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.errors import BpmnError, CatflowError, Conflict, NotFound
 
 from ._engine import CatflowScriptEngine, ScriptFailed, TaskInfo
-from ._serialize import SPECS, dump_state, load_state
+from ._serialize import SPECS, dump_state, load_state, registry
 
 
 class StepHooks(Protocol):
@@ -305,6 +306,37 @@ class ProcessRun:
 
     def cancel(self) -> None:
         self.workflow.cancel()
+
+    def migrate(self, spec_json: str) -> list[str]:
+        """Move this instance onto another version of its process (e.g. a deployed fix).
+
+        Tasks are matched to the new version's elements by id; tasks that are ready
+        or waiting are re-prepared from the new version. Refused (Conflict) when an
+        element the instance has reached no longer exists. Returns the ids of the
+        elements whose definition changed.
+        """
+        spec, subprocess_specs = SPECS.get(spec_json)
+        top, sub_diffs = diff_workflow(registry, self.workflow, spec, subprocess_specs)
+        gone = {TaskInfo.of(t).element_id for t in top.removed if TaskInfo.of(t).is_element}
+        for sub_id, sub_diff in sub_diffs.items():
+            if sub_diff is None:
+                gone.add(f"subprocess {self.workflow.subprocesses[sub_id].spec.name}")
+            else:
+                gone |= {TaskInfo.of(t).element_id for t in sub_diff.removed}
+        if gone or top.removed:
+            raise Conflict(
+                "the new version lacks element(s) this instance has reached: "
+                + ", ".join(sorted(gone) or ["(internal tasks)"])
+                + "; keep those element ids in the fixed process, or cancel the instance"
+            )
+        changed = sorted({TaskInfo.of(t).element_id for t in top.changed})
+        migrate_workflow(top, self.workflow, spec)
+        for sub_id, sub_diff in sub_diffs.items():
+            assert sub_diff is not None
+            sub = self.workflow.subprocesses[sub_id]
+            migrate_workflow(sub_diff, sub, subprocess_specs[sub.spec.name])
+        self.workflow.subprocess_specs = subprocess_specs
+        return changed
 
 
 def _timer_due(value: Any) -> datetime | None:

@@ -41,6 +41,7 @@ _config = dict(SPIFF_CONFIG)
 _config[BpmnWorkflow] = _StateOnlyConverter
 _registry = BpmnWorkflowSerializer.configure(_config)
 SERIALIZER = BpmnWorkflowSerializer(_registry)
+registry = _registry  # for SpiffWorkflow's spec diffing
 
 
 def _encode(obj: Any) -> str:

@@ -152,7 +152,23 @@ def _action(name: str, help_text: str) -> None:
         click.echo(f"instance {instance_id}: {name} done; now {new_state}")
 
 
-_action("retry", "Run the failed task of instance ID again (after fixing the cause).")
+@instances.command("retry")
+@click.argument("instance_id", metavar="ID", type=int)
+@click.option(
+    "--upgrade",
+    is_flag=True,
+    help="First move the instance to its process's latest version (a deployed fix).",
+)
+@handle_errors
+def retry(instance_id: int, upgrade: bool) -> None:
+    """Run the failed task of instance ID again (after fixing the cause)."""
+    project = state().project()
+    with project.db.session() as session:
+        row = runtime.retry(session, instance_id, _who(), upgrade=upgrade)
+        new_state = row.state
+    click.echo(f"instance {instance_id}: retry done; now {new_state}")
+
+
 _action("cancel", "Cancel instance ID; it will not run again.")
 _action("suspend", "Pause instance ID; nothing runs until it is resumed.")
 _action("resume", "Resume suspended instance ID where it was.")

@@ -240,15 +240,38 @@ def _note(session: Session, row: InstanceRow, message: str, who: str) -> None:
     )
 
 
-def retry(session: Session, instance_id: int, who: str) -> InstanceRow:
-    """Run the failed task again (after the data, the connection or the process was fixed)."""
+def retry(session: Session, instance_id: int, who: str, upgrade: bool = False) -> InstanceRow:
+    """Run the failed task again, after the data or the connection was fixed.
+
+    With ``upgrade``, the instance first moves to the latest version of its process,
+    so that a fix deployed after it started is the one that runs.
+    """
     row = _for_action(session, instance_id, "retry", (S.INCIDENT,))
+    if upgrade:
+        _upgrade(session, row, who)
     row.state = S.RUNNING
     row.due_at = utcnow()
     row.error = None
     _resolve_incidents(session, row.id, "retried")
     _note(session, row, f"retried by {who}", who)
     return row
+
+
+def _upgrade(session: Session, row: InstanceRow, who: str) -> None:
+    current = session.get(ProcessVersionRow, row.version_id)
+    latest = latest_version(session, row.process_id)
+    assert current is not None
+    if latest.id == current.id:
+        raise Conflict(
+            f"instance {row.id} already runs the latest version (v{current.version}) of "
+            f"{row.process_id}; deploy the fixed process first, or retry without --upgrade"
+        )
+    run = ProcessRun.load(current.spec, row.workflow)
+    changed = run.migrate(latest.spec)
+    row.workflow = run.dump()
+    row.version_id = latest.id
+    detail = f"; changed: {', '.join(changed)}" if changed else ""
+    _note(session, row, f"moved from v{current.version} to v{latest.version} by {who}{detail}", who)
 
 
 def skip(

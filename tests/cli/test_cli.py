@@ -183,3 +183,19 @@ def test_every_command_has_help() -> None:
         assert "Usage:" in result.stdout
         summary = result.stdout.split("\n\n")[1].strip()
         assert len(summary) > 10, (path, result.stdout)
+
+
+def test_retry_upgrade_from_the_command_line(invoke: Any, project_dir: Path) -> None:
+    invoke("records", "create", "items", "--data", '{"title": "a"}')
+    invoke("run-once")
+    iid = "1"
+    invoke("instances", "complete-task", iid, "confirm", "--data", '{"confirmed": 0}')
+    invoke("run-once")
+    refused = invoke("instances", "retry", iid, "--upgrade", code=1)
+    assert "already runs the latest version (v1)" in refused.stderr
+    fixed = PROCESSES["stamp"].replace("x = 1 / confirmed", "x = 1 / (confirmed or 1)")
+    (project_dir / "processes" / "stamp.bpmn").write_text(fixed)
+    assert "now running" in invoke("instances", "retry", iid, "--upgrade").stdout
+    invoke("run-once")
+    shown = json.loads(invoke("instances", "show", iid, "--json").stdout)
+    assert shown["state"] == "completed" and shown["version"] == 2

@@ -488,3 +488,48 @@ def test_an_endless_loop_takes_turns_instead_of_holding_a_worker(open_test_proje
     with project.db.session() as s:
         runtime.cancel(s, inst_id, "tester")
     assert detail(project, inst_id)["state"] == "cancelled"
+
+
+def _buggy(expression: str, extra_element: bool = False) -> str:
+    elements = [start(), script("calc", f"ratio = {expression}", "Calculate")]
+    if extra_element:
+        elements.append(script("audit", "audited = True", "Audit"))
+    return chain("ratio", *elements, end())
+
+
+def test_retry_with_upgrade_runs_a_fix_deployed_after_the_instance_started(
+    open_test_project: Any,
+) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"ratio": _buggy("1 / 0")})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "ratio", {}, {"kind": "user"}).id
+    run(project)
+    assert detail(project, inst_id)["state"] == "incident"
+    with project.db.session() as s, pytest.raises(Conflict, match="already runs the latest"):
+        runtime.retry(s, inst_id, "tester", upgrade=True)
+    # The designer fixes the script and adds a step after it; the operator upgrades.
+    fixed = open_test_project(processes={"ratio": _buggy("1 / 4", extra_element=True)})
+    with fixed.db.session() as s:
+        runtime.retry(s, inst_id, "tester", upgrade=True)
+    run(fixed)
+    d = detail(fixed, inst_id)
+    assert d["state"] == "completed" and d["version"] == 2
+    assert d["variables"]["ratio"] == 0.25 and d["variables"]["audited"] is True
+    assert any("moved from v1 to v2" in (s["message"] or "") for s in d["steps"])
+
+
+def test_upgrade_is_refused_when_the_new_version_lacks_the_failed_element(
+    open_test_project: Any,
+) -> None:
+    project = open_test_project(catalogs={"items": catalog()}, processes={"ratio": _buggy("1 / 0")})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "ratio", {}, {"kind": "user"}).id
+    run(project)
+    # (A renamed element in the same place is matched by its position; a removed
+    # one cannot be.)
+    without = chain("ratio", start(), end())
+    fixed = open_test_project(processes={"ratio": without})
+    with fixed.db.session() as s, pytest.raises(Conflict, match=r"lacks element\(s\).*calc"):
+        runtime.retry(s, inst_id, "tester", upgrade=True)
+    d = detail(fixed, inst_id)
+    assert d["state"] == "incident" and d["version"] == 1  # nothing changed
