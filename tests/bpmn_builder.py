@@ -86,6 +86,7 @@ def chain(
     extra: tuple[str, ...] = (),
     errors: dict[str, str] | None = None,
     name: str = "",
+    properties: dict[str, str] | None = None,
 ) -> str:
     """A process whose elements run one after another (plus `extra` elements and flows)."""
     ids = [_id(e) for e in elements]
@@ -94,7 +95,16 @@ def chain(
         f'<bpmn:error id="{eid}" name="{code}" errorCode="{code}"/>'
         for eid, code in (errors or {}).items()
     )
-    body = "\n    ".join([*elements, *flows, *extra])
+    props = "".join(
+        f'<spiffworkflow:property name="{k}" value="{attr(v)}"/>'
+        for k, v in (properties or {}).items()
+    )
+    if props:
+        props = (
+            "<bpmn:extensionElements><spiffworkflow:properties>"
+            f"{props}</spiffworkflow:properties></bpmn:extensionElements>"
+        )
+    body = "\n    ".join([*([props] if props else []), *elements, *flows, *extra])
     return (
         f"{HEAD}  {error_defs}\n"
         f'  <bpmn:process id="{process_id}" name="{attr(name or process_id)}" '

@@ -52,14 +52,21 @@ ServiceCaller = Callable[[TaskInfo, str, dict[str, Any]], Any]
 
 
 class _SandboxEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[misc]
+    """Evaluates in the sandbox pool, under the process definition's limits."""
+
+    def __init__(self, limits: sandbox.Limits) -> None:
+        super().__init__()
+        self.limits = limits
+
     def evaluate(
         self, expression: str, context: dict[str, Any], external_context: Any = None
     ) -> Any:
-        return sandbox.evaluate(expression, {**context, **(external_context or {})})
+        variables = {**context, **(external_context or {})}
+        return sandbox.run_limited("eval", expression, variables, self.limits)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
         external = external_context or {}
-        result = sandbox.execute(script, {**context, **external})
+        result = sandbox.run_limited("exec", script, {**context, **external}, self.limits)
         for key, value in external.items():
             if result.get(key) is value:
                 result.pop(key)
@@ -89,8 +96,8 @@ def _require_json(variables: dict[str, Any]) -> None:
 
 
 class CatflowScriptEngine(PythonScriptEngine):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__(environment=_SandboxEnvironment())
+    def __init__(self, limits: sandbox.Limits = sandbox.DEFAULT_LIMITS) -> None:
+        super().__init__(environment=_SandboxEnvironment(limits))
         self.services: ServiceCaller | None = None
 
     def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:

@@ -18,6 +18,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
 from engine.errors import BpmnError, CatflowError, Conflict, NotFound
+from engine.sandbox import DEFAULT_LIMITS, Limits
 
 from ._engine import CatflowScriptEngine, ScriptFailed, TaskInfo
 from ._serialize import SPECS, dump_state, load_state, registry
@@ -95,9 +96,12 @@ class ProcessRun:
     # -- creating and persisting -------------------------------------------------
 
     @classmethod
-    def start(cls, spec_json: str, variables: dict[str, Any]) -> ProcessRun:
+    def start(
+        cls, spec_json: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS
+    ) -> ProcessRun:
         spec, subprocess_specs = SPECS.get(spec_json)
-        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=CatflowScriptEngine())
+        engine = CatflowScriptEngine(limits)
+        workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine)
         start = workflow.get_tasks(state=TaskState.READY)
         json.dumps(variables)  # refuse what could not be stored, before anything runs
         for task in start:
@@ -105,10 +109,10 @@ class ProcessRun:
         return cls(workflow)
 
     @classmethod
-    def load(cls, spec_json: str, state_json: str) -> ProcessRun:
+    def load(cls, spec_json: str, state_json: str, limits: Limits = DEFAULT_LIMITS) -> ProcessRun:
         spec, subprocess_specs = SPECS.get(spec_json)
         workflow = load_state(state_json, spec, subprocess_specs)
-        workflow.script_engine = CatflowScriptEngine()
+        workflow.script_engine = CatflowScriptEngine(limits)
         return cls(workflow)
 
     def dump(self) -> str:

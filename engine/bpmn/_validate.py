@@ -7,7 +7,7 @@ import difflib
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from lxml import etree
@@ -16,7 +16,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
 from engine.errors import Problem, ValidationFailed
-from engine.sandbox import SAFE_MODULES
+from engine.sandbox import MIB, SAFE_MODULES, Limits
 from engine.sandbox import check as check_script
 
 from ._serialize import dump_spec
@@ -39,6 +39,7 @@ class ParsedProcess:
     name: str
     spec: str  # serialised spec and subprocess specs (JSON)
     line: int | None = None  # where the <bpmn:process> starts in its file
+    limits: dict[str, float] = field(default_factory=dict)  # script limits it asks for
 
 
 @dataclass(frozen=True)
@@ -139,15 +140,63 @@ def validate_file(
                 'set isExecutable="true" on the <bpmn:process> to deploy',
             )
         )
+    limits = {p.get("id", ""): _limits_of(p, loc, problems) for p in executable}
     if problems:
         raise ValidationFailed(f"{filename} was refused", problems)
-    processes = _parse_with_spiff(root, loc, [p.get("id", "") for p in executable])
+    processes = [
+        replace(p, limits=limits.get(p.process_id, {}))
+        for p in _parse_with_spiff(root, loc, [p.get("id", "") for p in executable])
+    ]
     return ParsedFile(
         filename=filename,
         content_hash=content_hash(data),
         xml=_text_of(data, root),
         processes=tuple(processes),
     )
+
+
+# Process properties that set script limits: name -> (unit factor, the most allowed).
+LIMIT_PROPERTIES = {
+    "script_cpu_seconds": ("cpu_seconds", 1.0, Limits.MAX_CPU_SECONDS),
+    "script_memory_mib": ("memory_bytes", float(MIB), Limits.MAX_MEMORY_BYTES / MIB),
+}
+
+
+def _limits_of(process: etree._Element, loc: _Locator, problems: list[Problem]) -> dict[str, float]:
+    """Script limits a process asks for in its spiffworkflow:properties."""
+    limits: dict[str, float] = {}
+    path = "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
+    for prop in process.iterfind(path, NSMAP):
+        name = prop.get("name", "")
+        if not name.startswith("script_"):
+            continue
+        if name not in LIMIT_PROPERTIES:
+            problems.append(
+                loc.problem(
+                    process,
+                    f"unknown script limit {name!r}",
+                    f"known: {', '.join(LIMIT_PROPERTIES)}",
+                    prop.sourceline,
+                )
+            )
+            continue
+        key, factor, most = LIMIT_PROPERTIES[name]
+        try:
+            value = float(prop.get("value", ""))
+        except ValueError:
+            value = -1.0
+        if not 0 < value <= most:
+            problems.append(
+                loc.problem(
+                    process,
+                    f"{name} must be a number above 0 and at most {most:g}",
+                    f'e.g. <spiffworkflow:property name="{name}" value="5"/>',
+                    prop.sourceline,
+                )
+            )
+            continue
+        limits[key] = value * factor
+    return limits
 
 
 def _text_of(data: bytes, root: etree._Element) -> str:

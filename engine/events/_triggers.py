@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.catalogs import TriggerDef
-from engine.sandbox import ScriptError, evaluate
+from engine.sandbox import ScriptError, run_limited
 from engine.store import OutboxEvent
 
 
@@ -55,7 +55,7 @@ def match(rule: TriggerDef, event: OutboxEvent) -> Match:
     if rule.when:
         scope = {"new": event.new, "old": event.old, "event": event_dict(event)}
         try:
-            if not evaluate(rule.when, scope):
+            if not run_limited("eval", rule.when, scope):
                 return Match(rule, False, f"condition {rule.when!r} is false")
         except ScriptError as err:
             return Match(rule, False, f"condition {rule.when!r} failed: {err.message}", True)

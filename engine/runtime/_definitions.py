@@ -146,6 +146,7 @@ def _store(db: Database, parsed: list[ParsedFile], deployed_by: str) -> list[Dep
                         deployment_id=deployment.id,
                         content_hash=pf.content_hash,
                         spec=proc.spec,
+                        limits=proc.limits or None,
                     )
                 )
                 results.append(

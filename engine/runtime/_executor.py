@@ -24,9 +24,11 @@ from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
 from engine.catalogs import Cause, RecordService
 from engine.components import OPERATORS, OperatorContext
 from engine.errors import CatflowError, NotFound
+from engine.sandbox import Limits
 from engine.store import Database, IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
 
 from . import _states as S
+from ._instances import limits_of
 
 log = logging.getLogger("catflow.executor")
 
@@ -308,19 +310,20 @@ class Executor:
                 row.state = S.RUNNING
             row.runs += 1
             process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
+            limits = limits_of(version)
         steps = _Steps(self, instance_id, process_id)
         self._hold(instance_id)
         try:
-            return self._advance(instance_id, steps, spec_json, state_json)
+            return self._advance(instance_id, steps, spec_json, state_json, limits)
         finally:
             self._release(instance_id)
 
     def _advance(
-        self, instance_id: int, steps: _Steps, spec_json: str, state_json: str
+        self, instance_id: int, steps: _Steps, spec_json: str, state_json: str, limits: Limits
     ) -> str | None:
         run: ProcessRun | None
         try:
-            run = ProcessRun.load(spec_json, state_json)
+            run = ProcessRun.load(spec_json, state_json, limits)
             steps.run = run
             outcome = run.advance(steps)
         except LeaseLost:

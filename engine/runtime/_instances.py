@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,10 +12,16 @@ from sqlalchemy.orm import Session
 
 from engine.bpmn import ProcessRun
 from engine.errors import Conflict, NotFound, ValidationFailed
+from engine.sandbox import DEFAULT_LIMITS, Limits
 from engine.store import IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
 
 from . import _states as S
 from ._definitions import latest_version
+
+
+def limits_of(version: ProcessVersionRow) -> Limits:
+    """The script limits of a process version: its own, or the defaults."""
+    return replace(DEFAULT_LIMITS, **(version.limits or {}))  # type: ignore[arg-type]
 
 
 def create_instance(
@@ -30,7 +36,7 @@ def create_instance(
     record: tuple[str, int] | None = None,
 ) -> InstanceRow:
     try:
-        run = ProcessRun.start(version.spec, variables)
+        run = ProcessRun.start(version.spec, variables, limits_of(version))
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
     now = utcnow()
@@ -114,7 +120,7 @@ def get_instance(session: Session, instance_id: int) -> InstanceRow:
 def _run_of(session: Session, row: InstanceRow) -> ProcessRun:
     version = session.get(ProcessVersionRow, row.version_id)
     assert version is not None
-    return ProcessRun.load(version.spec, row.workflow)
+    return ProcessRun.load(version.spec, row.workflow, limits_of(version))
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -266,7 +272,7 @@ def _upgrade(session: Session, row: InstanceRow, who: str) -> None:
             f"instance {row.id} already runs the latest version (v{current.version}) of "
             f"{row.process_id}; deploy the fixed process first, or retry without --upgrade"
         )
-    run = ProcessRun.load(current.spec, row.workflow)
+    run = ProcessRun.load(current.spec, row.workflow, limits_of(current))
     changed = run.migrate(latest.spec)
     row.workflow = run.dump()
     row.version_id = latest.id

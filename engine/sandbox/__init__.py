@@ -1,12 +1,18 @@
 """What a script may do, and the helpers it is given."""
 
 from ._helpers import HELPERS, add_duration, dig, normalize_email, parse_duration, unique
+from ._limits import DEFAULT_LIMITS, MIB, Limits
+from ._pool import SandboxPool, pool, run_limited
 from ._restricted import GIVEN_NAMES, SAFE_MODULES, ScriptError, check, evaluate, execute
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "GIVEN_NAMES",
     "HELPERS",
+    "MIB",
     "SAFE_MODULES",
+    "Limits",
+    "SandboxPool",
     "ScriptError",
     "add_duration",
     "check",
@@ -15,5 +21,7 @@ __all__ = [
     "execute",
     "normalize_email",
     "parse_duration",
+    "pool",
+    "run_limited",
     "unique",
 ]

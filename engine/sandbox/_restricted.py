@@ -99,14 +99,52 @@ _INPLACE: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
+# Roads to frames, code and interpreter state that do not start with "_".
+# RestrictedPython refuses most of them when compiling; this is the second lock.
+_FORBIDDEN_ATTRIBUTES = frozenset(
+    {
+        "gi_frame", "gi_code", "gi_yieldfrom", "gi_running", "gi_suspended",
+        "cr_frame", "cr_code", "cr_await", "cr_origin", "cr_running",
+        "ag_frame", "ag_code", "ag_await", "ag_running",
+        "f_globals", "f_locals", "f_builtins", "f_back", "f_code", "f_trace", "f_lasti",
+        "tb_frame", "tb_next", "tb_lasti", "tb_lineno",
+        "co_code", "co_consts", "co_names", "co_varnames", "co_filename",
+        "func_globals", "func_code", "func_closure", "mro", "with_traceback",
+        "format", "format_map", "__globals__",
+    }
+)  # fmt: skip
+
+
 def _getattr(obj: Any, name: str, *default: Any) -> Any:
     # RestrictedPython's safer_getattr quietly answers None for a missing
     # attribute; a typo in a script should fail loudly instead.
-    if not isinstance(name, str) or name.startswith("_"):
+    if not isinstance(name, str) or name.startswith("_") or name in _FORBIDDEN_ATTRIBUTES:
+        if isinstance(obj, str) and name in ("format", "format_map"):
+            raise NotImplementedError("str.format is not available to scripts; use f-strings")
         raise AttributeError(f"attribute {name!r} is not accessible to scripts")
-    if isinstance(obj, str) and name in ("format", "format_map"):
-        raise NotImplementedError("str.format is not available to scripts; use f-strings")
     return getattr(obj, name, *default)
+
+
+_output_limit = 64 * 1024
+
+
+def set_output_limit(limit: int) -> None:
+    global _output_limit
+    _output_limit = limit
+
+
+class _CappedPrint(PrintCollector):
+    """print() in a script: collected, up to the output limit."""
+
+    def __init__(self, _getattr_: Any = None) -> None:
+        super().__init__(_getattr_)  # type: ignore[no-untyped-call]
+        self.size = 0
+
+    def write(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > _output_limit:
+            raise ScriptError(f"script printed more than {_output_limit // 1024} KiB")
+        super().write(text)
 
 
 def _inplacevar(op: str, target: Any, value: Any) -> Any:
@@ -150,7 +188,7 @@ _BASE_GLOBALS: dict[str, Any] = {
     "_unpack_sequence_": guarded_unpack_sequence,
     "_write_": full_write_guard,
     "_inplacevar_": _inplacevar,
-    "_print_": PrintCollector,
+    "_print_": _CappedPrint,
     **SAFE_MODULES,
     **HELPERS,
 }
@@ -203,6 +241,8 @@ def evaluate(expression: str, variables: Mapping[str, Any]) -> Any:
     scope = {**_BASE_GLOBALS, **variables}
     try:
         return eval(code, scope)
+    except (ScriptError, MemoryError):
+        raise  # the sandbox process reports a MemoryError as the memory limit
     except Exception as exc:
         raise ScriptError(_describe(exc), _line_of(exc)) from None
 
@@ -217,6 +257,8 @@ def execute(script: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     scope: dict[str, Any] = {**_BASE_GLOBALS, **variables}
     try:
         exec(code, scope)
+    except (ScriptError, MemoryError):
+        raise  # the sandbox process reports a MemoryError as the memory limit
     except Exception as exc:
         raise ScriptError(_describe(exc), _line_of(exc)) from None
     result: dict[str, Any] = {}

@@ -108,6 +108,8 @@ class ProcessVersionRow(Base):
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     content_hash: Mapped[str] = mapped_column(String(64))
     spec: Mapped[str] = mapped_column(Text)  # serialised SpiffWorkflow spec (JSON)
+    # Script limits the process asks for (cpu_seconds, memory_bytes); defaults otherwise.
+    limits: Mapped[dict[str, float] | None] = mapped_column(JSONType())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -68,6 +68,7 @@ SLOW_JOB = chain(
         data="{'status': 'done'}",
     ),
     end(),
+    properties={"script_cpu_seconds": "10"},  # the default 2 s would stop the long work
 )
 
 

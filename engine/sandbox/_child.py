@@ -1,0 +1,79 @@
+"""The sandbox process: evaluates one script or expression at a time, under limits.
+
+It runs nothing but what the parent sends, with the memory ceiling set just
+before each evaluation. The parent watches its CPU time and kills it when a
+script overruns; a fresh process takes its place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pickle
+import resource
+import signal
+import sys
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ._limits import Limits
+from ._restricted import ScriptError, evaluate, execute, set_output_limit
+
+
+def _address_space() -> int:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[0])
+    return pages * resource.getpagesize()
+
+
+def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
+    set_output_limit(limits.output_bytes)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    ceiling = _address_space() + limits.memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (ceiling, hard))
+    try:
+        value = evaluate(source, variables) if mode == "eval" else execute(source, variables)
+    except ScriptError as err:
+        return ("error", err.message, err.line)
+    except MemoryError:
+        return ("memory",)
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        return ("ok", pickle.dumps(value))
+    except Exception:
+        kind = type(value).__name__
+        return ("error", f"the result is a {kind}, which cannot leave the sandbox", None)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A sandbox process must not outlive the worker that started it (e.g. after SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the EOF on the pipe still ends the loop below
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def main(conn: Connection, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    sys.setrecursionlimit(400)
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        mode, source, variables, limits = request
+        try:
+            reply = _run(mode, source, variables, limits)
+        except MemoryError:
+            reply = ("memory",)
+        except RecursionError:
+            reply = ("error", "RecursionError: maximum recursion depth exceeded", None)
+        conn.send(reply)

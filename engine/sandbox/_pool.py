@@ -1,0 +1,171 @@
+"""A supervised pool of sandbox processes: scripts run where they can be stopped.
+
+An endless loop, a huge power or a gigantic string in one script must fail that
+task — not stall or crash the worker. Each evaluation goes to a child process
+whose CPU time the parent watches (and kills past the limit) and whose address
+space is capped just before the script runs. A killed or broken child is
+replaced; the others carry on serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import pickle
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import psutil
+
+from ._limits import DEFAULT_LIMITS, Limits
+from ._restricted import ScriptError
+
+log = logging.getLogger("catflow.sandbox")
+_context = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class _Child:
+    process: Any  # multiprocessing.Process (spawn context)
+    conn: Connection
+    ps: psutil.Process
+
+    def cpu(self) -> float:
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+        self.process.close()
+
+
+def _start_child() -> _Child:
+    from . import _child
+
+    parent, child = _context.Pipe()
+    process = _context.Process(
+        target=_child.main, args=(child, os.getpid()), daemon=True, name="catflow-sandbox"
+    )
+    process.start()
+    child.close()
+    assert process.pid is not None
+    return _Child(process, parent, psutil.Process(process.pid))
+
+
+class SandboxPool:
+    """Runs scripts in ``size`` child processes; safe to call from many threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._idle: queue.Queue[_Child] = queue.Queue()
+        self._lock = threading.Lock()
+        self._started = 0
+        self._pid = os.getpid()
+
+    def _checkout(self) -> _Child:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._started < self.size:
+                self._started += 1
+                try:
+                    return _start_child()
+                except BaseException:
+                    self._started -= 1
+                    raise
+        return self._idle.get()
+
+    def _replace(self, child: _Child) -> None:
+        try:
+            child.stop()
+        except Exception:
+            log.warning("could not stop a sandbox process", exc_info=True)
+        with self._lock:
+            self._started -= 1
+
+    def run(
+        self, mode: str, source: str, variables: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS
+    ) -> Any:
+        """Evaluate (``mode="eval"``) or execute (``"exec"``) under ``limits``.
+
+        Raises ScriptError on any failure, including an exceeded limit.
+        """
+        child = self._checkout()
+        try:
+            reply = self._exchange(child, (mode, source, dict(variables), limits), limits)
+        except BaseException:
+            self._replace(child)
+            raise
+        if reply[0] == "memory":
+            self._replace(child)  # a process that ran out of memory is not trusted again
+            raise ScriptError(f"script exceeded the memory limit of {limits.describe_memory()}")
+        self._idle.put(child)
+        if reply[0] == "error":
+            raise ScriptError(reply[1], reply[2])
+        return pickle.loads(reply[1])
+
+    def _exchange(self, child: _Child, request: tuple[Any, ...], limits: Limits) -> tuple[Any, ...]:
+        try:
+            child.conn.send(request)
+            start_cpu = child.cpu()
+        except (OSError, psutil.Error, ValueError) as exc:
+            raise ScriptError(f"the sandbox process is gone ({exc}); try again") from None
+        started = time.monotonic()
+        # Wall time is only a backstop (a script cannot sleep or wait on I/O);
+        # the limit is on CPU time, so a busy machine does not fail scripts.
+        wall_limit = limits.cpu_seconds * 5 + 5
+        while True:
+            try:
+                if child.conn.poll(0.02):
+                    reply: tuple[Any, ...] = child.conn.recv()
+                    return reply
+            except (EOFError, OSError):
+                code = child.process.exitcode
+                raise ScriptError(f"script ended the sandbox process (exit code {code})") from None
+            try:
+                used = child.cpu() - start_cpu
+            except psutil.Error:
+                raise ScriptError("script ended the sandbox process") from None
+            if used > limits.cpu_seconds or time.monotonic() - started > wall_limit:
+                raise ScriptError(f"script exceeded the CPU time limit of {limits.describe_cpu()}")
+
+    def close(self) -> None:
+        while True:
+            try:
+                child = self._idle.get_nowait()
+            except queue.Empty:
+                break
+            child.stop()
+        with self._lock:
+            self._started = 0
+
+
+_pool: SandboxPool | None = None
+_pool_lock = threading.Lock()
+
+
+def pool() -> SandboxPool:
+    """The process-wide pool (CATFLOW_SANDBOX_PROCESSES children, 2 by default)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._pid != os.getpid():
+            size = int(os.environ.get("CATFLOW_SANDBOX_PROCESSES") or 2)
+            _pool = SandboxPool(size)
+        return _pool
+
+
+def run_limited(
+    mode: str, source: str, variables: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> Any:
+    return pool().run(mode, source, variables, limits)
