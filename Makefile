@@ -5,11 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/catflow_test
 
-.PHONY: run test lint typecheck services clean help
+.PHONY: run test bench lint typecheck services clean help
 
 help:
 	@echo "make run   - create .venv if needed, install, and serve the project on SQLite"
 	@echo "make test  - install test tools, check lint and types, run the whole suite"
+	@echo "make bench - run the benchmarks; figures in benchmarks/results/latest.{json,md}"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,14 +42,18 @@ services:
 	else echo "WARNING: PostgreSQL unavailable; PostgreSQL tests will be skipped"; fi
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check engine tests
-	$(BIN)/ruff format --check engine tests
+	$(BIN)/ruff check engine tests benchmarks
+	$(BIN)/ruff format --check engine tests benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict engine
 
 test: $(VENV)/.installed-test services lint typecheck
 	CATFLOW_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest
+
+# Figures come from here, never from timed tests; `make test` only smoke-runs it.
+bench: $(VENV)/.installed-test services
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) catflow.db catflow.db-wal catflow.db-shm

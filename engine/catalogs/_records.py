@@ -7,6 +7,7 @@ each handing in the session (transaction) the change belongs to.
 from __future__ import annotations
 
 import getpass
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,8 @@ from engine.store import OutboxEvent, RecordRow, utcnow
 
 from ._fields import FieldDef, FieldError, normalise, parse_filter
 from ._schema import CatalogDef
+
+DEFAULT_MAX_FIELD_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,11 @@ class Page:
 class RecordService:
     """Record operations over the catalogs given; each call works inside the caller's session."""
 
-    def __init__(self, catalogs: Mapping[str, CatalogDef]) -> None:
+    def __init__(
+        self, catalogs: Mapping[str, CatalogDef], max_field_bytes: int = DEFAULT_MAX_FIELD_BYTES
+    ) -> None:
         self.catalogs = dict(catalogs)
+        self.max_field_bytes = max_field_bytes
 
     def catalog(self, name: str) -> CatalogDef:
         try:
@@ -312,6 +318,17 @@ class RecordService:
                 values[fname] = normalise(fdef, value)
             except FieldError as exc:
                 problems.append(Problem(str(exc), where))
+                continue
+            size = len(json.dumps(values[fname], ensure_ascii=False).encode())
+            if size > self.max_field_bytes:
+                problems.append(
+                    Problem(
+                        f"is {size:,} bytes as JSON; at most {self.max_field_bytes:,} allowed",
+                        where,
+                        "store large content elsewhere and keep a link, or raise "
+                        "CATFLOW_MAX_FIELD_BYTES",
+                    )
+                )
         if creating:
             # Every field present, in the catalog's order; defaults where none was given.
             values = {

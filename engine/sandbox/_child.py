@@ -47,6 +47,11 @@ def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> t
         return ("error", f"the result is a {kind}, which cannot leave the sandbox", None)
 
 
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """A sandbox process must not outlive the worker that started it (e.g. after SIGKILL)."""
     try:
@@ -64,6 +69,7 @@ _PR_SET_PDEATHSIG = 1
 def main(conn: Connection, parent_pid: int) -> None:
     _die_with_parent(parent_pid)
     sys.setrecursionlimit(400)
+    conn.send(("ready", _cpu_seconds()))
     while True:
         try:
             request = conn.recv()
@@ -76,4 +82,5 @@ def main(conn: Connection, parent_pid: int) -> None:
             reply = ("memory",)
         except RecursionError:
             reply = ("error", "RecursionError: maximum recursion depth exceeded", None)
-        conn.send(reply)
+        # The parent keeps this as the baseline for judging the next evaluation's CPU use.
+        conn.send((*reply, _cpu_seconds()))

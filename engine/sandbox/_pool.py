@@ -35,6 +35,7 @@ class _Child:
     process: Any  # multiprocessing.Process (spawn context)
     conn: Connection
     ps: psutil.Process
+    cpu_at_rest: float = 0.0  # its CPU time when it last answered (it idles in between)
 
     def cpu(self) -> float:
         times = self.ps.cpu_times()
@@ -58,7 +59,17 @@ def _start_child() -> _Child:
     process.start()
     child.close()
     assert process.pid is not None
-    return _Child(process, parent, psutil.Process(process.pid))
+    started = _Child(process, parent, psutil.Process(process.pid))
+    # Wait for it to be ready; its start-up CPU time is not a script's.
+    if not parent.poll(60):
+        started.stop()
+        raise ScriptError("the sandbox process did not start within 60 s")
+    try:
+        _ready, started.cpu_at_rest = parent.recv()
+    except (EOFError, OSError):
+        started.stop()
+        raise ScriptError("the sandbox process failed to start") from None
+    return started
 
 
 class SandboxPool:
@@ -118,18 +129,20 @@ class SandboxPool:
     def _exchange(self, child: _Child, request: tuple[Any, ...], limits: Limits) -> tuple[Any, ...]:
         try:
             child.conn.send(request)
-            start_cpu = child.cpu()
-        except (OSError, psutil.Error, ValueError) as exc:
+        except (OSError, ValueError) as exc:
             raise ScriptError(f"the sandbox process is gone ({exc}); try again") from None
         started = time.monotonic()
+        # Most evaluations answer within a millisecond; the CPU time is only read
+        # (from /proc) while waiting longer, against what the child reported last.
+        start_cpu = child.cpu_at_rest
         # Wall time is only a backstop (a script cannot sleep or wait on I/O);
         # the limit is on CPU time, so a busy machine does not fail scripts.
         wall_limit = limits.cpu_seconds * 5 + 5
         while True:
             try:
                 if child.conn.poll(0.02):
-                    reply: tuple[Any, ...] = child.conn.recv()
-                    return reply
+                    *reply, child.cpu_at_rest = child.conn.recv()
+                    return tuple(reply)
             except (EOFError, OSError):
                 code = child.process.exitcode
                 raise ScriptError(f"script ended the sandbox process (exit code {code})") from None

@@ -464,3 +464,25 @@ def test_parse_where_output_finds_the_records(project: Project, staff: dict[str,
     assert names(project, project.records.parse_where("meetings", where), "meetings") == ["Retro"]
     where = [f"id={staff['edsger']}"]
     assert names(project, project.records.parse_where("employees", where)) == ["Edsger"]
+
+
+def test_a_field_value_over_the_size_limit_is_refused_by_name(db_url: str) -> None:
+    from engine.catalogs import RecordService, parse_catalog_text
+    from engine.errors import ValidationFailed
+    from engine.store import Database, migrate
+
+    db = Database(db_url)
+    try:
+        migrate(db)
+        notes = parse_catalog_text("fields: {body: {type: text}, meta: {type: json}}", "n", "notes")
+        service = RecordService({"notes": notes}, max_field_bytes=1000)
+        with db.session() as s:
+            service.create(s, "notes", {"body": "x" * 990, "meta": {"k": "v" * 900}}, ADA)
+        with db.session() as s, pytest.raises(ValidationFailed) as refused:
+            service.create(s, "notes", {"body": "é" * 600, "meta": ["y" * 1200]}, ADA)
+        wheres = {p.where: p.message for p in refused.value.problems}
+        assert wheres["notes.body"] == "is 1,202 bytes as JSON; at most 1,000 allowed"
+        assert wheres["notes.meta"].startswith("is 1,204 bytes as JSON")
+        assert "CATFLOW_MAX_FIELD_BYTES" in refused.value.problems[0].hint
+    finally:
+        db.dispose()
