@@ -17,7 +17,7 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ._limits import Limits
+from ._limits import MIB, Limits
 from ._restricted import ScriptError, evaluate, execute, set_output_limit
 
 
@@ -41,10 +41,25 @@ def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> t
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     try:
-        return ("ok", pickle.dumps(value))
+        data = pickle.dumps(value)
     except Exception:
         kind = type(value).__name__
         return ("error", f"the result is a {kind}, which cannot leave the sandbox", None)
+    if len(data) > limits.result_bytes:
+        return ("error", _too_big(value, len(data), limits.result_bytes), None)
+    return ("ok", data)
+
+
+def _too_big(value: Any, size: int, limit: int) -> str:
+    message = f"the script's variables come to {size / MIB:.1f} MiB; at most {limit // MIB} MiB"
+    if isinstance(value, dict) and value:
+        sizes = {name: len(pickle.dumps(v)) for name, v in value.items()}
+        biggest = max(sizes, key=lambda name: sizes[name])
+        message += (
+            f" (the largest is {biggest!r}: {sizes[biggest] / MIB:.1f} MiB; "
+            f"`del {biggest}` at the end of the script if it is only a temporary)"
+        )
+    return message
 
 
 def _cpu_seconds() -> float:

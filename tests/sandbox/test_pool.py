@@ -1,0 +1,77 @@
+"""The sandbox pool: limits fail one evaluation cleanly and the pool goes on serving."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine.sandbox import MIB, Limits, SandboxPool, ScriptError
+
+FAST = Limits(cpu_seconds=0.5)
+
+
+@pytest.fixture
+def pool() -> object:
+    p = SandboxPool(2)
+    yield p
+    p.close()
+
+
+def test_results_and_errors_come_back_with_lines(pool: SandboxPool) -> None:
+    assert pool.run("exec", "y = x * 2", {"x": 21}) == {"x": 21, "y": 42}
+    assert pool.run("eval", "x + 1", {"x": 1}) == 2
+    with pytest.raises(ScriptError) as err:
+        pool.run("exec", "a = 1\nb = a / 0", {})
+    assert err.value.message == "ZeroDivisionError: division by zero" and err.value.line == 2
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("while True:\n    pass", "script exceeded the CPU time limit of 0.5 s"),
+        ("x = 10 ** 10 ** 8", "script exceeded the CPU time limit of 0.5 s"),
+        ('x = "a" * (600 * 1024 * 1024)', "script exceeded the memory limit of 256 MiB"),
+        ("l = []\nwhile True:\n    l.append(str(len(l)) * 10000)", "exceeded the memory limit"),
+        ('for i in range(100000):\n    print("spam")', "script printed more than 64 KiB"),
+        ("big = 'x' * (20 * 1024 * 1024)", "the largest is 'big'"),
+    ],
+)
+def test_a_limit_fails_the_evaluation_and_the_pool_recovers(
+    pool: SandboxPool, source: str, message: str
+) -> None:
+    with pytest.raises(ScriptError, match=message):
+        pool.run("exec", source, {}, FAST)
+    assert pool.run("eval", "6 * 7", {}) == 42
+
+
+def test_a_process_may_allow_more_cpu(pool: SandboxPool) -> None:
+    busy = "n = 0\nfor i in range(3_000_000):\n    n += i"
+    with pytest.raises(ScriptError, match=r"CPU time limit of 0\.05 s"):
+        pool.run("exec", busy, {}, Limits(cpu_seconds=0.05))
+    assert pool.run("exec", busy, {}, Limits(cpu_seconds=20))["n"] == sum(range(3_000_000))
+
+
+def test_a_process_may_allow_more_memory(pool: SandboxPool) -> None:
+    grow = "x = len('a' * (300 * 1024 * 1024))"
+    with pytest.raises(ScriptError, match="memory limit"):
+        pool.run("exec", grow, {})
+    roomy = Limits(memory_bytes=1024 * MIB)
+    assert pool.run("exec", grow, {}, roomy)["x"] == 300 * 1024 * 1024
+
+
+def test_a_runaway_script_does_not_hold_up_others(pool: SandboxPool) -> None:
+    results: list[object] = []
+
+    def runaway() -> None:
+        try:
+            pool.run("exec", "while True:\n    pass", {}, Limits(cpu_seconds=2))
+        except ScriptError as exc:
+            results.append(exc.message)
+
+    thread = threading.Thread(target=runaway)
+    thread.start()
+    answers = [pool.run("eval", f"{i} + 1", {}) for i in range(50)]  # the second process
+    thread.join()
+    assert answers == list(range(1, 51))
+    assert results == ["script exceeded the CPU time limit of 2 s"]
