@@ -497,13 +497,19 @@ def _buggy(expression: str, extra_element: bool = False) -> str:
     return chain("ratio", *elements, end())
 
 
-def test_retry_with_upgrade_runs_a_fix_deployed_after_the_instance_started(
-    open_test_project: Any,
-) -> None:
+def _failed_ratio(open_test_project: Any) -> tuple[Any, int]:
+    """A project whose 'ratio' instance is in an incident (division by zero)."""
     project = open_test_project(catalogs={"items": catalog()}, processes={"ratio": _buggy("1 / 0")})
     with project.db.session() as s:
         inst_id = runtime.start_process(s, "ratio", {}, {"kind": "user"}).id
     run(project)
+    return project, inst_id
+
+
+def test_retry_with_upgrade_runs_a_fix_deployed_after_the_instance_started(
+    open_test_project: Any,
+) -> None:
+    project, inst_id = _failed_ratio(open_test_project)
     assert detail(project, inst_id)["state"] == "incident"
     with project.db.session() as s, pytest.raises(Conflict, match="already runs the latest"):
         runtime.retry(s, inst_id, "tester", upgrade=True)
@@ -521,10 +527,7 @@ def test_retry_with_upgrade_runs_a_fix_deployed_after_the_instance_started(
 def test_upgrade_is_refused_when_the_new_version_lacks_the_failed_element(
     open_test_project: Any,
 ) -> None:
-    project = open_test_project(catalogs={"items": catalog()}, processes={"ratio": _buggy("1 / 0")})
-    with project.db.session() as s:
-        inst_id = runtime.start_process(s, "ratio", {}, {"kind": "user"}).id
-    run(project)
+    project, inst_id = _failed_ratio(open_test_project)
     # (A renamed element in the same place is matched by its position; a removed
     # one cannot be.)
     without = chain("ratio", start(), end())
