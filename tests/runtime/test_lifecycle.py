@@ -527,7 +527,7 @@ def test_retry_with_upgrade_runs_a_fix_deployed_after_the_instance_started(
 def test_upgrade_is_refused_when_the_new_version_lacks_the_failed_element(
     open_test_project: Any,
 ) -> None:
-    project, inst_id = _failed_ratio(open_test_project)
+    _, inst_id = _failed_ratio(open_test_project)
     # (A renamed element in the same place is matched by its position; a removed
     # one cannot be.)
     without = chain("ratio", start(), end())
