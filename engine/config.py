@@ -46,6 +46,11 @@ class Settings:
     poll_interval: float
     max_bpmn_bytes: int
     worker_name: str
+    # Outbound calls (engine/components/outbound): entries that may be reached, and
+    # the most bytes of one web response read into memory.
+    outbound_allow: tuple[str, ...] = ()
+    max_response_bytes: int = 10 * 1024 * 1024
+    max_field_bytes: int = 1024 * 1024  # one record field's value, as JSON
 
     @property
     def catalogs_dir(self) -> Path:
@@ -73,4 +78,11 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
         max_bpmn_bytes=_number("CATFLOW_MAX_BPMN_BYTES", 2 * 1024 * 1024),
         worker_name=os.environ.get("CATFLOW_WORKER_NAME")
         or f"{socket.gethostname()}:{os.getpid()}",
+        outbound_allow=tuple(
+            entry.strip()
+            for entry in os.environ.get("CATFLOW_OUTBOUND_ALLOW", "").split(",")
+            if entry.strip()
+        ),
+        max_response_bytes=_number("CATFLOW_MAX_RESPONSE_BYTES", 10 * 1024 * 1024),
+        max_field_bytes=_number("CATFLOW_MAX_FIELD_BYTES", 1024 * 1024),
     )

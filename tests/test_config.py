@@ -54,3 +54,26 @@ def test_an_unreachable_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "the database could not be used" in result.stderr
     assert "CATFLOW_DATABASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_field_size_limit_reaches_the_record_service(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "catalogs").mkdir()
+    (tmp_path / "catalogs" / "notes.yaml").write_text("fields: {body: {type: text}}\n")
+    monkeypatch.setenv("CATFLOW_MAX_FIELD_BYTES", "100")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "--project",
+            str(tmp_path),
+            "records",
+            "create",
+            "notes",
+            "--data",
+            '{"body": "' + "x" * 200 + '"}',
+        ],
+        env={"CATFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"},
+    )
+    assert result.exit_code == 1
+    assert "notes.body: is 202 bytes as JSON; at most 100 allowed" in result.stderr

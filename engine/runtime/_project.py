@@ -66,7 +66,7 @@ class Project:
 
     def reload_catalogs(self) -> None:
         with self.db.session() as session:
-            self.records = RecordService(stored_catalogs(session))
+            self.records = RecordService(stored_catalogs(session), self.settings.max_field_bytes)
 
     def close(self) -> None:
         self.db.dispose()
@@ -113,7 +113,7 @@ def open_project(
             with db.session() as session:
                 sync_catalogs(session, definitions, deployed_process_ids(session))
         with db.session() as session:
-            records = RecordService(stored_catalogs(session))
+            records = RecordService(stored_catalogs(session), settings.max_field_bytes)
     except BaseException:
         db.dispose()
         raise
