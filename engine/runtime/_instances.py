@@ -21,7 +21,13 @@ from ._definitions import latest_version
 
 def limits_of(version: ProcessVersionRow) -> Limits:
     """The script limits of a process version: its own, or the defaults."""
-    return replace(DEFAULT_LIMITS, **(version.limits or {}))  # type: ignore[arg-type]
+    asked = version.limits or {}
+    limits = DEFAULT_LIMITS
+    if "cpu_seconds" in asked:
+        limits = replace(limits, cpu_seconds=float(asked["cpu_seconds"]))
+    if "memory_bytes" in asked:
+        limits = replace(limits, memory_bytes=int(asked["memory_bytes"]))
+    return limits
 
 
 def create_instance(

@@ -30,7 +30,7 @@ def _address_space() -> int:
 def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> tuple[Any, ...]:
     set_output_limit(limits.output_bytes)
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    ceiling = _address_space() + limits.memory_bytes
+    ceiling = _address_space() + int(limits.memory_bytes)
     resource.setrlimit(resource.RLIMIT_AS, (ceiling, hard))
     try:
         value = evaluate(source, variables) if mode == "eval" else execute(source, variables)
@@ -43,11 +43,23 @@ def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> t
     try:
         data = pickle.dumps(value)
     except Exception:
-        kind = type(value).__name__
-        return ("error", f"the result is a {kind}, which cannot leave the sandbox", None)
+        return ("error", _unsendable(value), None)
     if len(data) > limits.result_bytes:
         return ("error", _too_big(value, len(data), limits.result_bytes), None)
     return ("ok", data)
+
+
+def _unsendable(value: Any) -> str:
+    if isinstance(value, dict):
+        for name, item in value.items():
+            try:
+                pickle.dumps(item)
+            except Exception:
+                return (
+                    f"variable {name!r} holds a {type(item).__name__} (or something inside it) "
+                    "that cannot leave the sandbox; keep only JSON values, or `del` it"
+                )
+    return f"the result is a {type(value).__name__}, which cannot leave the sandbox"
 
 
 def _too_big(value: Any, size: int, limit: int) -> str:
@@ -97,5 +109,7 @@ def main(conn: Connection, parent_pid: int) -> None:
             reply = ("memory",)
         except RecursionError:
             reply = ("error", "RecursionError: maximum recursion depth exceeded", None)
+        except BaseException as exc:  # the sandbox process outlives any one script
+            reply = ("error", f"the sandbox could not run this: {type(exc).__name__}", None)
         # The parent keeps this as the baseline for judging the next evaluation's CPU use.
         conn.send((*reply, _cpu_seconds()))

@@ -72,38 +72,85 @@ def _start_child() -> _Child:
     return started
 
 
+class _Spawner:
+    """Starts every sandbox process from one thread that lives as long as the worker.
+
+    The kernel's parent-death signal (which ends a sandbox process when its worker
+    dies, even by SIGKILL) follows the *thread* that started the child: a child
+    started from a short-lived thread would be killed when that thread ends.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.Queue[queue.Queue[_Child | BaseException]] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="sandbox-spawner", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            answer = self._requests.get()
+            try:
+                answer.put(_start_child())
+            except BaseException as exc:
+                answer.put(exc)
+
+    def start(self) -> _Child:
+        answer: queue.Queue[_Child | BaseException] = queue.Queue(maxsize=1)
+        self._requests.put(answer)
+        result = answer.get()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+
 class SandboxPool:
     """Runs scripts in ``size`` child processes; safe to call from many threads."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
-        self._idle: queue.Queue[_Child] = queue.Queue()
-        self._lock = threading.Lock()
+        self._idle: list[_Child] = []
+        self._changed = threading.Condition()
         self._started = 0
         self._pid = os.getpid()
+        self._spawner = _Spawner()
 
     def _checkout(self) -> _Child:
+        """An idle sandbox process, a new one if there is room, or wait for either."""
+        with self._changed:
+            while True:
+                while self._idle:
+                    child = self._idle.pop()
+                    if child.process.is_alive():
+                        return child
+                    self._forget(child)
+                if self._started < self.size:
+                    self._started += 1
+                    break
+                self._changed.wait()
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            pass
-        with self._lock:
-            if self._started < self.size:
-                self._started += 1
-                try:
-                    return _start_child()
-                except BaseException:
-                    self._started -= 1
-                    raise
-        return self._idle.get()
+            return self._spawner.start()
+        except BaseException:
+            with self._changed:
+                self._started -= 1
+                self._changed.notify()
+            raise
 
-    def _replace(self, child: _Child) -> None:
+    def _give_back(self, child: _Child) -> None:
+        with self._changed:
+            self._idle.append(child)
+            self._changed.notify()
+
+    def _forget(self, child: _Child) -> None:
+        """Called with the condition held: a dead child leaves room for a new one."""
         try:
             child.stop()
         except Exception:
             log.warning("could not stop a sandbox process", exc_info=True)
-        with self._lock:
-            self._started -= 1
+        self._started -= 1
+        self._changed.notify()
+
+    def _replace(self, child: _Child) -> None:
+        with self._changed:
+            self._forget(child)
 
     def run(
         self, mode: str, source: str, variables: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS
@@ -121,7 +168,7 @@ class SandboxPool:
         if reply[0] == "memory":
             self._replace(child)  # a process that ran out of memory is not trusted again
             raise ScriptError(f"script exceeded the memory limit of {limits.describe_memory()}")
-        self._idle.put(child)
+        self._give_back(child)
         if reply[0] == "error":
             raise ScriptError(reply[1], reply[2])
         return pickle.loads(reply[1])
@@ -144,6 +191,7 @@ class SandboxPool:
                     *reply, child.cpu_at_rest = child.conn.recv()
                     return tuple(reply)
             except (EOFError, OSError):
+                child.process.join(1)
                 code = child.process.exitcode
                 raise ScriptError(f"script ended the sandbox process (exit code {code})") from None
             try:
@@ -154,14 +202,10 @@ class SandboxPool:
                 raise ScriptError(f"script exceeded the CPU time limit of {limits.describe_cpu()}")
 
     def close(self) -> None:
-        while True:
-            try:
-                child = self._idle.get_nowait()
-            except queue.Empty:
-                break
-            child.stop()
-        with self._lock:
-            self._started = 0
+        """Stop the idle sandbox processes (busy ones are stopped when given back)."""
+        with self._changed:
+            while self._idle:
+                self._forget(self._idle.pop())
 
 
 _pool: SandboxPool | None = None

@@ -536,3 +536,20 @@ def test_upgrade_is_refused_when_the_new_version_lacks_the_failed_element(
         runtime.retry(s, inst_id, "tester", upgrade=True)
     d = detail(fixed, inst_id)
     assert d["state"] == "incident" and d["version"] == 1  # nothing changed
+
+
+def test_a_process_may_ask_for_more_memory_for_its_scripts(open_test_project: Any) -> None:
+    big = "n = len('x' * (300 * 1024 * 1024))"
+    processes = {
+        "roomy": chain(
+            "roomy", start(), script("s", big), end(), properties={"script_memory_mib": "1024"}
+        ),
+        "tight": chain("tight", start(), script("s", big), end()),
+    }
+    project = open_test_project(catalogs={"items": catalog()}, processes=processes)
+    with project.db.session() as s:
+        roomy = runtime.start_process(s, "roomy", {}, {"kind": "user"}).id
+        tight = runtime.start_process(s, "tight", {}, {"kind": "user"}).id
+    run(project)
+    assert detail(project, roomy)["variables"]["n"] == 300 * 1024 * 1024
+    assert "exceeded the memory limit of 256 MiB" in detail(project, tight)["error"]["message"]

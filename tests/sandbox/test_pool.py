@@ -75,3 +75,44 @@ def test_a_runaway_script_does_not_hold_up_others(pool: SandboxPool) -> None:
     thread.join()
     assert answers == list(range(1, 51))
     assert results == ["script exceeded the CPU time limit of 2 s"]
+
+
+def test_processes_started_from_a_thread_that_ended_still_serve() -> None:
+    one = SandboxPool(1)
+    try:
+        thread = threading.Thread(target=lambda: one.run("eval", "1", {}))
+        thread.start()
+        thread.join()
+        assert one.run("eval", "2 + 2", {}) == 4  # the child outlived its starting thread
+    finally:
+        one.close()
+
+
+def test_a_caller_waiting_for_a_busy_process_gets_the_replacement() -> None:
+    one = SandboxPool(1)
+    try:
+        failures: list[str] = []
+
+        def runaway() -> None:
+            try:
+                one.run("exec", "while True:\n    pass", {}, Limits(cpu_seconds=0.5))
+            except ScriptError as exc:
+                failures.append(exc.message)
+
+        thread = threading.Thread(target=runaway)
+        thread.start()
+        answers: list[object] = []
+        waiter = threading.Thread(target=lambda: answers.append(one.run("eval", "7 * 6", {})))
+        waiter.start()
+        thread.join(10)
+        waiter.join(10)
+        assert not waiter.is_alive(), "the waiting caller was never served"
+        assert answers == [42]
+        assert failures == ["script exceeded the CPU time limit of 0.5 s"]
+    finally:
+        one.close()
+
+
+def test_a_result_that_cannot_leave_the_sandbox_names_its_variable(pool: SandboxPool) -> None:
+    with pytest.raises(ScriptError, match="variable 'gens' holds a list"):
+        pool.run("exec", "gens = [(i for i in range(3))]\nok = 1", {})
