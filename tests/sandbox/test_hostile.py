@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 from bpmn_builder import chain, end, script, start
+from hostile_scripts import POISONED_GENERATOR
 
 from engine.bpmn import validate_file
 from engine.components import OPERATORS
@@ -493,22 +494,7 @@ def test_a_script_mutating_its_variables_changes_nothing_outside(
 def test_a_generator_left_behind_cannot_spend_a_later_scripts_time(
     one_process: SandboxPool,
 ) -> None:
-    # The generator's `finally` runs when the generator is collected; held in a
-    # reference cycle, that would be during some later script in the same process.
-    poison = (
-        "def g():\n"
-        "    try:\n"
-        "        yield 1\n"
-        "    finally:\n"
-        "        while True:\n"
-        "            pass\n"
-        "x = g()\n"
-        "for y in x:\n"
-        "    break\n"
-        "cycle = [x]\n"
-        "cycle.append(cycle)\n"
-        "del x, cycle\n"
-    )
+    poison = POISONED_GENERATOR
     with pytest.raises(ScriptError, match=CPU):
         one_process.run("exec", poison, {}, FAST)
     innocent = "total = sum([len(str(i)) for i in range(20000)])"

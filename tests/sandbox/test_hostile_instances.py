@@ -15,6 +15,7 @@ from typing import Any
 
 from bpmn_builder import chain, end, script, start
 from flow_helpers import catalog, detail, instances
+from hostile_scripts import POISONED_GENERATOR
 
 from engine import runtime
 from engine.runtime import Project, Runner
@@ -27,20 +28,7 @@ GOOD_SCRIPT = (
     "second = dig({'items': items}, 'items.1')\n"
     "label = f'{len(items)} items on {datetime.date(2026, 11, 23):%d.%m.%Y}'\n"
 )
-POISON = (
-    "def g():\n"
-    "    try:\n"
-    "        yield 1\n"
-    "    finally:\n"
-    "        while True:\n"
-    "            pass\n"
-    "x = g()\n"
-    "for y in x:\n"
-    "    break\n"
-    "cycle = [x]\n"
-    "cycle.append(cycle)\n"
-    "del x, cycle\n"
-)
+POISON = POISONED_GENERATOR
 
 
 def process(process_id: str, code: str, name: str, properties: dict[str, str] | None = None) -> str:
