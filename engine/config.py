@@ -57,6 +57,11 @@ class Settings:
         return self.project_dir / "catalogs"
 
     @property
+    def secret_key_file(self) -> Path:
+        """Made on first use (owner-only) unless CATFLOW_SECRET_KEY is set; back it up."""
+        return self.project_dir / ".catflow" / "secret.key"
+
+    @property
     def processes_dir(self) -> Path:
         return self.project_dir / "processes"
 

@@ -5,6 +5,7 @@ from ._migrate import current_revision, head_revision, migrate
 from ._models import (
     Base,
     CatalogRow,
+    ConnectionRow,
     DeploymentRow,
     IncidentRow,
     InstanceRow,
@@ -18,6 +19,7 @@ from ._types import utcnow
 __all__ = [
     "Base",
     "CatalogRow",
+    "ConnectionRow",
     "Database",
     "DeploymentRow",
     "IncidentRow",

@@ -188,3 +188,28 @@ class IncidentRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     resolution: Mapped[str | None] = mapped_column(String(40))
+
+
+class ConnectionRow(Base):
+    """An OAuth2 client and its token; secret columns hold ciphertext only."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str] = mapped_column(String(500))
+    client_secret: Mapped[str] = mapped_column(Text)  # encrypted
+    scopes: Mapped[list[str]] = mapped_column(JSONType())
+    auth_url: Mapped[str] = mapped_column(String(1000))
+    token_url: Mapped[str] = mapped_column(String(1000))
+    api_url: Mapped[str] = mapped_column(String(1000))
+    token: Mapped[str | None] = mapped_column(Text)  # encrypted JSON: access, refresh, expiry
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # new | authorized | broken
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    status_message: Mapped[str | None] = mapped_column(Text)
+    # Bumped by every token change: one refresh at a time across threads and processes.
+    token_version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,27 @@
+"""OAuth2 service access: connections, their encrypted secrets and tokens."""
+
+from ._crypto import KEY_VARIABLE, SecretBox, load_box
+from ._service import (
+    PROVIDERS,
+    ConnectionView,
+    add_connection,
+    client_secret,
+    get_connection,
+    list_connections,
+    read_token,
+    store_token,
+)
+
+__all__ = [
+    "KEY_VARIABLE",
+    "PROVIDERS",
+    "ConnectionView",
+    "SecretBox",
+    "add_connection",
+    "client_secret",
+    "get_connection",
+    "list_connections",
+    "load_box",
+    "read_token",
+    "store_token",
+]
