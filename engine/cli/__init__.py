@@ -16,6 +16,7 @@ from engine.runtime import Runner, list_processes, open_incidents
 
 from ._common import State, emit_json, handle_errors, state, table
 from ._connections import connections
+from ._emulator import emulator
 from ._instances import instances
 from ._records import records
 
@@ -54,6 +55,7 @@ def cli(ctx: click.Context, project_dir: str | None, log_level: str | None) -> N
 cli.add_command(records)
 cli.add_command(instances)
 cli.add_command(connections)
+cli.add_command(emulator)
 
 
 @cli.command("deploy")

@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-import click
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+from urllib.parse import parse_qs, urlparse
 
-from engine.connections import PROVIDERS, add_connection, list_connections, load_box
+import click
+import requests
+
+from engine.components.outbound import OutboundPolicy, guarded_session
+from engine.connections import (
+    PROVIDERS,
+    add_connection,
+    finish_authorization,
+    list_connections,
+    load_box,
+    start_authorization,
+)
+from engine.errors import CatflowError
 
 from ._common import emit_json, handle_errors, state, table
 
@@ -96,3 +111,93 @@ def list_(as_json: bool) -> None:
         ["name", "provider", "status", "expires", "client id", "api"],
         [[v.name, v.provider, v.status, v.expires_at, v.client_id, v.api_url] for v in views],
     )
+
+
+class _Callback(BaseHTTPRequestHandler):
+    """Catches the provider's redirect back to this machine (installed-app flow)."""
+
+    query: ClassVar[dict[str, list[str]]] = {}
+    arrived: ClassVar[threading.Event] = threading.Event()
+
+    def do_GET(self) -> None:
+        type(self).query = parse_qs(urlparse(self.path).query)
+        type(self).arrived.set()
+        ok = "code" in type(self).query
+        body = (
+            "Catflow: authorised; you can close this window."
+            if ok
+            else "Catflow: authorisation failed; see the terminal."
+        ).encode()
+        self.send_response(200 if ok else 400)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # the query holds the code: keep it out of logs
+
+
+@connections.command("authorize")
+@click.argument("name")
+@click.option(
+    "--port", default=0, show_default=True, help="Loopback port for the redirect (0: any free one)."
+)
+@click.option(
+    "--auto-consent",
+    is_flag=True,
+    help="Follow the consent URL here instead of in a browser (the local emulator "
+    "consents by itself; Google needs a person).",
+)
+@click.option(
+    "--timeout",
+    default=300,
+    show_default=True,
+    help="Seconds to wait for the consent to come back.",
+)
+@handle_errors
+def authorize(name: str, port: int, auto_consent: bool, timeout: int) -> None:
+    """Authorise connection NAME: open the consent URL, catch the redirect, keep the token."""
+    project = state().project()
+    box = load_box(project.settings.secret_key_file)
+    policy = OutboundPolicy.from_settings(project.settings)
+    _Callback.arrived = threading.Event()
+    server = HTTPServer(("127.0.0.1", port), _Callback)
+    redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
+    threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
+    try:
+        consent = start_authorization(project.db, policy, name, redirect_uri)
+        if auto_consent:
+            session = guarded_session(policy)
+            answer = session.get(consent.url, allow_redirects=False, timeout=30)
+            location = answer.headers.get("Location", "")
+            if not location.startswith(redirect_uri):
+                raise CatflowError(
+                    f"the consent page did not redirect back (HTTP {answer.status_code}); "
+                    "--auto-consent works with the local emulator only"
+                )
+            # Back to our own callback (checked above): not an outbound call.
+            with requests.Session() as local:
+                local.trust_env = False
+                local.get(location, timeout=30)
+        else:
+            click.echo("Open this address in a browser and consent:\n")
+            click.echo(f"  {consent.url}\n")
+            click.echo(
+                f"waiting up to {timeout} s for the redirect to {redirect_uri} ...", err=True
+            )
+        if not _Callback.arrived.wait(timeout):
+            raise CatflowError(f"no consent arrived within {timeout} s; run the command again")
+    finally:
+        server.shutdown()
+        server.server_close()
+    query = _Callback.query
+    if query.get("state", [""])[0] != consent.state:
+        raise CatflowError(
+            "the redirect's state does not match; refusing it (run the command again)"
+        )
+    if "code" not in query:
+        reason = query.get("error", ["no code in the redirect"])[0]
+        raise CatflowError(f"the provider did not authorise connection {name!r}: {reason}")
+    view = finish_authorization(project.db, box, policy, name, redirect_uri, query["code"][0])
+    click.echo(f"connection {name} authorised; token valid until {view.expires_at}")

@@ -11,17 +11,29 @@ from ._service import (
     read_token,
     store_token,
 )
+from ._tokens import (
+    Authorization,
+    ConnectionBroken,
+    Tokens,
+    finish_authorization,
+    start_authorization,
+)
 
 __all__ = [
     "KEY_VARIABLE",
     "PROVIDERS",
+    "Authorization",
+    "ConnectionBroken",
     "ConnectionView",
     "SecretBox",
+    "Tokens",
     "add_connection",
     "client_secret",
+    "finish_authorization",
     "get_connection",
     "list_connections",
     "load_box",
     "read_token",
+    "start_authorization",
     "store_token",
 ]

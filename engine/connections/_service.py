@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -76,7 +77,24 @@ def _url(value: str, option: str, problems: list[Problem]) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         problems.append(Problem(f"{value!r} is not an http(s) URL", where=option))
+    elif parsed.scheme == "http" and not _loopback(parsed.hostname or ""):
+        problems.append(
+            Problem(
+                f"{value!r} is plain http; tokens and secrets travel only over https",
+                where=option,
+                hint="use https (plain http is allowed for a local emulator on 127.0.0.1)",
+            )
+        )
     return value.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def add_connection(

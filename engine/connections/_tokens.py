@@ -1,0 +1,191 @@
+"""OAuth2 tokens: the authorization-code flow, and refreshing — one refresh at a time.
+
+Access tokens are refreshed shortly before they expire, and once when a service
+answers 401. Threads of one process queue on a lock per connection; processes
+queue on the connection's row (SELECT ... FOR UPDATE on PostgreSQL, the write lock
+on SQLite). Whoever gets the lock second finds the token already renewed (its
+version moved on) and uses it instead of asking again. A refused grant
+(``invalid_grant``) marks the connection broken, with the provider's message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.components.outbound import OutboundPolicy, guard_session
+from engine.errors import CatflowError
+from engine.store import ConnectionRow, Database, utcnow
+
+from ._crypto import SecretBox
+from ._service import ConnectionView, client_secret, get_connection, read_token, store_token
+
+
+class ConnectionBroken(CatflowError):
+    """The provider refused the grant; the connection must be authorised again."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(
+            f"connection {name!r} is broken: {message}; "
+            f"authorise it again with `catflow connections authorize {name}`"
+        )
+        self.name = name
+
+
+def _oauth(row: ConnectionRow, policy: OutboundPolicy, **kwargs: Any) -> OAuth2Session:
+    if urlparse(row.token_url).scheme == "http":
+        # Only loopback URLs may be plain http (checked when the connection is
+        # added): the local emulator. oauthlib asks for this switch to allow it.
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+    session = OAuth2Session(client_id=row.client_id, scope=list(row.scopes), **kwargs)
+    return guard_session(session, policy.for_connection(row.name, _hosts(row)))
+
+
+def _hosts(row: ConnectionRow) -> list[str]:
+    return sorted({urlparse(u).netloc for u in (row.auth_url, row.token_url, row.api_url) if u})
+
+
+@dataclass(frozen=True)
+class Authorization:
+    url: str
+    state: str
+
+
+def start_authorization(
+    db: Database, policy: OutboundPolicy, name: str, redirect_uri: str
+) -> Authorization:
+    """The consent URL to send a person to (offline access: a refresh token comes back)."""
+    with db.session() as s:
+        row = get_connection(s, name)
+        oauth = _oauth(row, policy, redirect_uri=redirect_uri)
+        url, state = oauth.authorization_url(row.auth_url, access_type="offline", prompt="consent")
+    return Authorization(url=url, state=str(state))
+
+
+def finish_authorization(
+    db: Database,
+    box: SecretBox,
+    policy: OutboundPolicy,
+    name: str,
+    redirect_uri: str,
+    code: str,
+) -> ConnectionView:
+    """Exchange the code the provider sent to the redirect for a token, and keep it."""
+    with db.session() as s:
+        row = _locked(s, name)
+        oauth = _oauth(row, policy, redirect_uri=redirect_uri)
+        try:
+            token = oauth.fetch_token(
+                row.token_url,
+                code=code,
+                client_secret=client_secret(box, row),
+                include_client_id=True,
+            )
+        except OAuth2Error as exc:
+            raise CatflowError(
+                f"connection {name!r}: the provider refused the code: {exc.description or exc}"
+            ) from None
+        store_token(s, box, row, dict(token))
+        return ConnectionView.of(row)
+
+
+def _locked(session: Session, name: str) -> ConnectionRow:
+    row = session.scalar(select(ConnectionRow).where(ConnectionRow.name == name).with_for_update())
+    if row is None:
+        get_connection(session, name)  # raises NotFound naming the known ones
+    assert row is not None
+    return row
+
+
+class Tokens:
+    """Access tokens for connections, renewed as needed; safe across threads and processes."""
+
+    def __init__(
+        self, db: Database, box: SecretBox, policy: OutboundPolicy, margin_seconds: float = 60
+    ) -> None:
+        self.db = db
+        self.box = box
+        self.policy = policy
+        self.margin = margin_seconds
+        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.refreshes = 0  # token requests this object made (for operators and tests)
+
+    def access_token(self, name: str) -> str:
+        """A token valid for at least the margin; refreshed first if it is not."""
+        with self.db.session() as s:
+            row = get_connection(s, name)
+            self._check_usable(row)
+            token = read_token(self.box, row)
+        assert token is not None
+        if not self._expiring(token):
+            return str(token["access_token"])
+        return self._refresh(name, rejected=None)
+
+    def after_unauthorized(self, name: str, rejected: str) -> str:
+        """A service said 401 to ``rejected``: refresh once (unless someone already did)."""
+        return self._refresh(name, rejected=rejected)
+
+    def _expiring(self, token: dict[str, Any]) -> bool:
+        expires_at = token.get("expires_at")
+        return isinstance(expires_at, int | float) and expires_at - time.time() < self.margin
+
+    def _check_usable(self, row: ConnectionRow) -> None:
+        if row.status == "broken":
+            raise ConnectionBroken(row.name, row.status_message or "the grant was refused")
+        if row.token is None:
+            raise CatflowError(
+                f"connection {row.name!r} is not authorised yet; "
+                f"run `catflow connections authorize {row.name}`"
+            )
+
+    def _refresh(self, name: str, rejected: str | None) -> str:
+        with self._locks[name]:
+            broken: str | None = None
+            with self.db.session() as s:
+                row = _locked(s, name)
+                self._check_usable(row)
+                token = read_token(self.box, row)
+                assert token is not None
+                current = str(token["access_token"])
+                renewed_meanwhile = current != rejected if rejected else not self._expiring(token)
+                if renewed_meanwhile:
+                    return current
+                refresh_token = token.get("refresh_token")
+                if not refresh_token:
+                    broken = "there is no refresh token (authorise with offline access)"
+                else:
+                    try:
+                        fresh = dict(
+                            _oauth(row, self.policy).refresh_token(
+                                row.token_url,
+                                refresh_token=refresh_token,
+                                client_id=row.client_id,
+                                client_secret=client_secret(self.box, row),
+                            )
+                        )
+                    except OAuth2Error as exc:
+                        if exc.error != "invalid_grant":
+                            raise CatflowError(
+                                f"connection {name!r}: refreshing the token failed: "
+                                f"{exc.error}: {exc.description or ''}"
+                            ) from None
+                        broken = f"invalid_grant: {exc.description or 'the grant was refused'}"
+                    else:
+                        self.refreshes += 1
+                        fresh.setdefault("refresh_token", refresh_token)
+                        store_token(s, self.box, row, fresh)
+                        return str(fresh["access_token"])
+                row.status = "broken"
+                row.status_message = broken
+                row.updated_at = utcnow()
+            raise ConnectionBroken(name, broken)

@@ -1,0 +1,1 @@
+"""Local emulators of external services, for development and tests."""

@@ -1,0 +1,24 @@
+"""A local Google Calendar API v3 + OAuth2 emulator.
+
+It follows the discovery document shipped with google-api-python-client: paths,
+parameters, enums, formats and body fields are validated against it, and failures
+use Google's error shapes. See :class:`CalendarEmulator`.
+"""
+
+from ._errors import ApiError, OAuthError
+from ._faults import GOOGLE_USER_QUOTA_PER_MINUTE, Faults
+from ._server import CalendarEmulator
+from ._state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER
+from ._validate import discovery_document
+
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_USER",
+    "GOOGLE_USER_QUOTA_PER_MINUTE",
+    "ApiError",
+    "CalendarEmulator",
+    "Faults",
+    "OAuthError",
+    "discovery_document",
+]
