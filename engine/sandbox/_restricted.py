@@ -273,6 +273,10 @@ def _builtins() -> dict[str, Any]:
         "map": map,
         "filter": filter,
         "reversed": reversed,
+        # Pure functions over data that scripts need; attribute access stays guarded.
+        "sorted": sorted,
+        "zip": zip,
+        "tuple": tuple,
         "__import__": _import,
     }
     return {**base, **extra}

@@ -121,3 +121,15 @@ def test_a_caller_waiting_for_a_busy_process_gets_the_replacement() -> None:
 def test_a_result_that_cannot_leave_the_sandbox_names_its_variable(pool: SandboxPool) -> None:
     with pytest.raises(ScriptError, match="variable 'gens' holds a list"):
         pool.run("exec", "gens = [(i for i in range(3))]\nok = 1", {})
+
+
+def test_everyday_data_functions_are_there(pool: SandboxPool) -> None:
+    script = (
+        "people = sorted(names, key=lambda n: n.lower(), reverse=True)\n"
+        "pairs = [list(p) for p in zip(names, range(3))]\n"
+        "first = list(tuple(names)[:1])\n"
+    )
+    result = pool.run("exec", script, {"names": ["bob", "Ann", "carl"]})
+    assert result["people"] == ["carl", "bob", "Ann"]
+    assert result["pairs"] == [["bob", 0], ["Ann", 1], ["carl", 2]]
+    assert result["first"] == ["bob"]
