@@ -17,7 +17,6 @@ from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, 
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from engine.store import OutboxEvent, RecordRow, utcnow
@@ -166,9 +165,6 @@ class RecordService:
             return Record.from_row(row, definition.fields)
         old = {"id": row.id, **row.data}
         row.data = {**row.data, **values}
-        # SQLAlchemy compares JSON values with ==, to which {"x": 1} and {"x": true}
-        # are equal: without this, such a change would be counted but not written.
-        flag_modified(row, "data")
         row.version += 1
         row.updated_at = utcnow()
         session.flush()

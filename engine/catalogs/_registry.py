@@ -9,7 +9,6 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import flag_modified
 
 from engine.errors import Problem, ValidationFailed
 from engine.store import CatalogRow, RecordRow, utcnow
@@ -190,7 +189,6 @@ def sync_catalogs(
             report.added.append(new.name)
             continue
         row.definition = _stored_form(new)
-        flag_modified(row, "definition")  # a default of 1 changed to true is == to SQLAlchemy
         row.source = new.source
         row.content_hash = new.content_hash
         row.updated_at = utcnow()
