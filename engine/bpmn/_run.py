@@ -161,20 +161,24 @@ class ProcessRun:
     def _will_run(self, task: Any) -> None:
         self._current = task
         self._started = time.perf_counter()
-        self._before = _snapshot(task.data)
+        info = TaskInfo.of(task)
+        # Only BPMN elements get a step-log entry; SpiffWorkflow's own bookkeeping
+        # tasks need no picture of the variables to compare against.
+        self._before = _snapshot(task.data) if info.is_element else {}
         assert self._hooks is not None
         try:
-            self._hooks.task_started(TaskInfo.of(task))
+            self._hooks.task_started(info)
         except Exception as exc:
             raise _HookFailed(exc) from exc
 
     def _did_run(self, task: Any) -> None:
-        after = _snapshot(task.data)
-        changed: dict[str, Any] = {
-            k: task.data[k] for k, v in after.items() if self._before.get(k) != v
-        }
-        for gone in set(self._before) - set(after):
-            changed[gone] = None
+        info = TaskInfo.of(task)
+        changed: dict[str, Any] = {}
+        if info.is_element:
+            after = _snapshot(task.data)
+            changed = {k: task.data[k] for k, v in after.items() if self._before.get(k) != v}
+            for gone in set(self._before) - set(after):
+                changed[gone] = None
         assert self._hooks is not None
         outcome = (
             "completed"
@@ -182,7 +186,7 @@ class ProcessRun:
             else TaskState.get_name(task.state).lower()
         )
         try:
-            self._hooks.task_finished(TaskInfo.of(task), outcome, changed, None)
+            self._hooks.task_finished(info, outcome, changed, None)
         except Exception as exc:
             raise _HookFailed(exc) from exc
         self._current = None

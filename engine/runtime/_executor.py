@@ -9,6 +9,7 @@ after a crash they simply run again.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -169,8 +170,6 @@ class _Steps:
 
 def _trim(changed: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
     """Keep step logs small: long values are cut, with a note of their size."""
-    import json
-
     out: dict[str, Any] = {}
     for key, value in changed.items():
         text = json.dumps(value, default=str)
