@@ -443,7 +443,8 @@ def test_invalid_record_data_from_a_process_is_an_incident_with_field_errors(
 def test_timer_on_a_date_waits_for_that_moment(open_test_project: Any) -> None:
     from datetime import timedelta
 
-    moment = (runtime_now() + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Far enough ahead that opening the project on a busy machine cannot reach it.
+    moment = (runtime_now() + timedelta(seconds=4)).strftime("%Y-%m-%dT%H:%M:%SZ")
     dated = chain(
         "dated",
         start(),
