@@ -10,10 +10,12 @@ replaced; the others carry on serving.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import pickle
 import queue
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -27,12 +29,11 @@ from ._limits import DEFAULT_LIMITS, Limits
 from ._restricted import ScriptError
 
 log = logging.getLogger("catflow.sandbox")
-_context = multiprocessing.get_context("spawn")
 
 
 @dataclass
 class _Child:
-    process: Any  # multiprocessing.Process (spawn context)
+    process: subprocess.Popen[bytes]
     conn: Connection
     ps: psutil.Process
     cpu_at_rest: float = 0.0  # its CPU time when it last answered (it idles in between)
@@ -41,24 +42,36 @@ class _Child:
         times = self.ps.cpu_times()
         return float(times.user + times.system)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def stop(self) -> None:
-        if self.process.is_alive():
+        if self.alive():
             self.process.kill()
-        self.process.join(5)
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            log.warning("a sandbox process did not end", extra={"pid": self.process.pid})
         self.conn.close()
-        self.process.close()
 
 
 def _start_child() -> _Child:
-    from . import _child
+    """A sandbox process: a small program of its own, not a copy of the worker.
 
-    parent, child = _context.Pipe()
-    process = _context.Process(
-        target=_child.main, args=(child, os.getpid()), daemon=True, name="catflow-sandbox"
-    )
-    process.start()
-    child.close()
-    assert process.pid is not None
+    Its own session keeps a terminal's Ctrl-C (meant for the worker) away from it,
+    and it imports only the sandbox, not the worker's main module.
+    """
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engine.sandbox._child", str(theirs.fileno()), str(os.getpid())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    finally:
+        theirs.close()
+    parent = Connection(ours.detach())
     started = _Child(process, parent, psutil.Process(process.pid))
     # Wait for it to be ready; its start-up CPU time is not a script's.
     if not parent.poll(60):
@@ -119,7 +132,7 @@ class SandboxPool:
             while True:
                 while self._idle:
                     child = self._idle.pop()
-                    if child.process.is_alive():
+                    if child.alive():
                         return child
                     self._forget(child)
                 if self._started < self.size:
@@ -191,8 +204,10 @@ class SandboxPool:
                     *reply, child.cpu_at_rest = child.conn.recv()
                     return tuple(reply)
             except (EOFError, OSError):
-                child.process.join(1)
-                code = child.process.exitcode
+                try:
+                    code: int | None = child.process.wait(1)
+                except subprocess.TimeoutExpired:
+                    code = None
                 raise ScriptError(f"script ended the sandbox process (exit code {code})") from None
             try:
                 used = child.cpu() - start_cpu

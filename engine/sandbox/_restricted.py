@@ -15,7 +15,6 @@ import gc
 import importlib
 import json as _json
 import math as _math
-import multiprocessing
 import operator
 import re as _re
 import sys
@@ -394,23 +393,6 @@ def _ignore_unraisable(unraisable: Any) -> None:
     """A script's generator that fails while being closed is not worth a log line."""
 
 
-_frozen = False
-
-
-def _freeze_once() -> None:
-    """In a sandbox process, keep what exists before the first script out of the collector's sight.
-
-    Modules and caches then cost the full collection after each script nothing:
-    it takes microseconds instead of milliseconds. The worker itself is left as
-    it is (freezing would keep its later garbage forever).
-    """
-    global _frozen
-    if not _frozen and multiprocessing.parent_process() is not None:
-        gc.collect()
-        gc.freeze()
-        _frozen = True
-
-
 @contextmanager
 def _contained(scope: dict[str, Any]) -> Iterator[None]:
     """Everything the script left behind is gone before the evaluation ends.
@@ -422,7 +404,6 @@ def _contained(scope: dict[str, Any]) -> Iterator[None]:
     Garbage in reference cycles (a list holding itself and 200 MiB) is freed too,
     instead of piling up across scripts.
     """
-    _freeze_once()
     previous = sys.unraisablehook
     sys.unraisablehook = _ignore_unraisable
     try:

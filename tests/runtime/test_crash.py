@@ -87,6 +87,7 @@ def _serve(project_dir: Path, db_url: str, log: Path) -> subprocess.Popen[bytes]
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as at a terminal
         )
 
 
@@ -170,15 +171,36 @@ def test_sigkill_mid_instance_then_restart_completes_once(
         project.close()
 
 
+def _sandbox_running(pid: int) -> bool:
+    import psutil
+
+    children = psutil.Process(pid).children()
+    return any("engine.sandbox._child" in " ".join(c.cmdline()) for c in children)
+
+
 def test_serve_stops_cleanly_on_sigint(project_dir: Path, db_url: str, tmp_path: Path) -> None:
     write_files(project_dir, CATALOGS, {"slow_job": SLOW_JOB})
+    from conftest import settings_for
+
+    project = open_project(settings_for(project_dir, db_url))
+    with project.db.session() as s:
+        project.records.create(s, "jobs", {"title": "at work"}, USER)
+    project.close()
     log = tmp_path / "serve.log"
     proc = _serve(project_dir, db_url, log)
     try:
-        _wait_for(lambda: "serving" in log.read_text(), 30, "serve to start", log)
-        proc.send_signal(signal.SIGINT)
+        # Inside the long script: the sandbox processes are up when Ctrl-C comes.
+        _wait_for(
+            lambda: _sandbox_running(proc.pid),
+            30,
+            "a sandbox process",
+            log,
+        )
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole process group
         assert proc.wait(30) == 0
         assert "stopping (SIGINT)" in log.read_text()
+        assert "Traceback" not in log.read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
