@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import requests
@@ -81,3 +82,12 @@ def test_latency() -> None:
         assert api.call("GET", "/calendars/primary").status_code == 200
         assert time.monotonic() - started >= 0.15
         api.close()
+
+
+def test_the_request_log_never_shows_a_token(emu: CalendarEmulator) -> None:
+    token = emu.issue_token("redact@example.com")
+    requests.get(f"{emu.api_url}/users/me/calendarList", params={"access_token": token}, timeout=10)
+    requests.post(emu.revoke_url, params={"token": token}, timeout=10)
+    logged = json.dumps(emu.requests())
+    assert token not in logged
+    assert "access_token=%5Bredacted%5D" in logged and "token=%5Bredacted%5D" in logged

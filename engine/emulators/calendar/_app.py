@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -90,7 +90,7 @@ def create_app(core: Core) -> FastAPI:
                 "time": started,
                 "method": request.method,
                 "path": path,
-                "query": request.url.query,
+                "query": _redacted(request.url.query),
                 "status": response.status_code,
                 "user": request.scope.get("emulator.user"),
                 "duration_ms": round((time.time() - started) * 1000, 3),
@@ -255,3 +255,12 @@ def _admin(app: FastAPI, core: Core) -> None:
         base = str(request.base_url)
         doc.update(rootUrl=base, baseUrl=base + "calendar/v3/")
         return JSONResponse(doc)
+
+
+_SECRET_PARAMS = {"access_token", "oauth_token", "token", "code", "client_secret", "refresh_token"}
+
+
+def _redacted(query: str) -> str:
+    """The query string for the request log, with tokens, codes and secrets blanked."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode([(k, "[redacted]" if k in _SECRET_PARAMS else v) for k, v in pairs])
