@@ -51,6 +51,14 @@ class Settings:
     outbound_allow: tuple[str, ...] = ()
     max_response_bytes: int = 10 * 1024 * 1024
     max_field_bytes: int = 1024 * 1024  # one record field's value, as JSON
+    # The outbound HTTP layer (engine/components/outbound/_client.py).
+    http_connect_timeout: float = 5.0
+    http_read_timeout: float = 30.0
+    http_max_attempts: int = 8
+    http_backoff_base: float = 0.5
+    http_backoff_max: float = 60.0
+    http_max_inline_wait: float = 5.0
+    connection_rate_per_minute: int = 540
 
     @property
     def catalogs_dir(self) -> Path:
@@ -90,4 +98,11 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
         ),
         max_response_bytes=_number("CATFLOW_MAX_RESPONSE_BYTES", 10 * 1024 * 1024),
         max_field_bytes=_number("CATFLOW_MAX_FIELD_BYTES", 1024 * 1024),
+        http_connect_timeout=_number("CATFLOW_HTTP_CONNECT_TIMEOUT", 5.0),
+        http_read_timeout=_number("CATFLOW_HTTP_READ_TIMEOUT", 30.0),
+        http_max_attempts=_number("CATFLOW_HTTP_MAX_ATTEMPTS", 8),
+        http_backoff_base=_number("CATFLOW_HTTP_BACKOFF_BASE", 0.5),
+        http_backoff_max=_number("CATFLOW_HTTP_BACKOFF_MAX", 60.0),
+        http_max_inline_wait=_number("CATFLOW_HTTP_MAX_INLINE_WAIT", 5.0),
+        connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 540),
     )

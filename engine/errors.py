@@ -26,12 +26,25 @@ class Problem:
 
 
 class CatflowError(Exception):
-    """Base for every error Catflow reports to a user instead of a stack trace."""
+    """Base for every error Catflow reports to a user instead of a stack trace.
 
-    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+    ``kind`` and ``details`` travel into an incident when the error stops an instance
+    (e.g. kind "connection" with the connection's name, so re-authorising it can
+    resume the instances it stopped).
+    """
+
+    kind = "operator"
+
+    def __init__(
+        self,
+        message: str,
+        problems: list[Problem] | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.problems = problems or []
+        self.details = details or {}
 
     def __str__(self) -> str:
         if not self.problems:
@@ -63,3 +76,17 @@ class BpmnError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+class RetryLater(Exception):
+    """A step must be tried again later (a long back-off); the instance waits, no worker does.
+
+    ``attempts`` is how many attempts the step has made so far; it is kept with the
+    task and handed back to the operator when the step runs again.
+    """
+
+    def __init__(self, delay_s: float, reason: str, attempts: int) -> None:
+        super().__init__(f"retry in {delay_s:.1f}s: {reason}")
+        self.delay_s = delay_s
+        self.reason = reason
+        self.attempts = attempts

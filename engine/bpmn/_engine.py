@@ -12,6 +12,8 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 
 from engine import sandbox
 
+ATTEMPTS_KEY = "catflow_attempts"  # in a task's internal data: attempts put off so far
+
 
 @dataclass(frozen=True)
 class TaskInfo:
@@ -22,6 +24,7 @@ class TaskInfo:
     name: str
     type: str
     is_element: bool = True  # False for SpiffWorkflow's own bookkeeping tasks
+    attempts: int = 0  # attempts made by earlier runs of this step that were put off
 
     @classmethod
     def of(cls, task: Any) -> TaskInfo:
@@ -32,6 +35,7 @@ class TaskInfo:
             name=str(getattr(spec, "bpmn_name", None) or ""),
             type=type(spec).__name__,
             is_element=getattr(spec, "bpmn_id", None) is not None,
+            attempts=int(task.internal_data.get(ATTEMPTS_KEY, 0)),
         )
 
     def label(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -17,10 +17,10 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
-from engine.errors import BpmnError, CatflowError, Conflict, NotFound
+from engine.errors import BpmnError, CatflowError, Conflict, NotFound, RetryLater
 from engine.sandbox import DEFAULT_LIMITS, Limits
 
-from ._engine import CatflowScriptEngine, ScriptFailed, TaskInfo
+from ._engine import ATTEMPTS_KEY, CatflowScriptEngine, ScriptFailed, TaskInfo
 from ._serialize import SPECS, dump_state, load_state, registry
 
 
@@ -144,10 +144,12 @@ class ProcessRun:
                     if self._throw(err):
                         continue
                     return Outcome("failed", failure=self._fail("bpmn_error", err))
+                except RetryLater as err:
+                    return self._put_off(err)
                 except ScriptFailed as err:
                     return Outcome("failed", failure=self._fail(err.kind, err, line=err.line))
                 except CatflowError as err:
-                    return Outcome("failed", failure=self._fail("operator", err))
+                    return Outcome("failed", failure=self._fail(err.kind, err))
                 except SpiffWorkflowException as err:
                     return Outcome("failed", failure=self._fail("engine", err))
                 except Exception as err:  # an operator's or the engine's own bug
@@ -218,11 +220,36 @@ class ProcessRun:
         self._current = None
         return True
 
+    def _put_off(self, err: RetryLater) -> Outcome:
+        """The task asked to be tried again later: it stays ready; the instance waits."""
+        task = self._current
+        if task is None:  # not raised by a task: nothing to put off
+            return Outcome("failed", failure=self._fail("engine", err))
+        if task.state == TaskState.ERROR:
+            task._set_state(TaskState.READY)
+        task.internal_data[ATTEMPTS_KEY] = err.attempts
+        due = datetime.now(UTC) + timedelta(seconds=err.delay_s)
+        info = TaskInfo.of(task)
+        message = (
+            f"attempt {err.attempts} failed ({err.reason}); "
+            f"trying again at {due.isoformat(timespec='seconds')}"
+        )
+        assert self._hooks is not None
+        self._hooks.task_finished(info, "waiting", {}, message)
+        self._current = None
+        return Outcome(
+            "waiting", due_at=due, waiting_for=f"retry of task {info.label()}: {message}"
+        )
+
     def _fail(self, kind: str, err: BaseException, line: int | None = None) -> Failure:
         task = self._current
         info = TaskInfo.of(task) if task is not None else None
         code = err.code if isinstance(err, BpmnError) else None
-        details: dict[str, Any] = dict(err.details) if isinstance(err, BpmnError) else {}
+        details: dict[str, Any] = (
+            dict(err.details) if isinstance(err, BpmnError | CatflowError) else {}
+        )
+        if task is not None:
+            task.internal_data.pop(ATTEMPTS_KEY, None)  # a retry starts its count afresh
         if isinstance(err, CatflowError) and err.problems:
             details["problems"] = [p.to_dict() for p in err.problems]
         if isinstance(err, BpmnError):

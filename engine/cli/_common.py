@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError
 
+from engine.catalogs import Cause
 from engine.config import load_settings
 from engine.errors import CatflowError
 from engine.runtime import Project, open_project
@@ -42,6 +43,11 @@ class State:
     def close(self) -> None:
         if self._project is not None:
             self._project.close()
+
+
+def who() -> str:
+    """The person running the command, as instance notes name them."""
+    return f"user:{Cause.person().user}"
 
 
 def state() -> State:
@@ -94,7 +100,7 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str, ensure_ascii=False))
 
 
-def _cell(value: Any, width: int = 60) -> str:
+def cell(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
@@ -105,7 +111,7 @@ def _cell(value: Any, width: int = 60) -> str:
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Columns for people; long values are cut, except in the last column."""
     last = len(headers) - 1
-    cells = [[_cell(v, 60 if i < last else 10_000) for i, v in enumerate(row)] for row in rows]
+    cells = [[cell(v, 60 if i < last else 10_000) for i, v in enumerate(row)] for row in rows]
     widths = [len(h) for h in headers]
     for row in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]

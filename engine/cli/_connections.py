@@ -20,8 +20,9 @@ from engine.connections import (
     start_authorization,
 )
 from engine.errors import CatflowError
+from engine.runtime import resume_after_authorization
 
-from ._common import emit_json, handle_errors, state, table
+from ._common import emit_json, handle_errors, state, table, who
 
 JSON_HELP = "Print JSON for scripts instead of a table."
 
@@ -155,8 +156,15 @@ class _Callback(BaseHTTPRequestHandler):
     show_default=True,
     help="Seconds to wait for the consent to come back.",
 )
+@click.option(
+    "--login-hint",
+    metavar="EMAIL",
+    help="The account to sign in with (Google pre-fills it; the emulator consents as it).",
+)
 @handle_errors
-def authorize(name: str, port: int, auto_consent: bool, timeout: int) -> None:
+def authorize(
+    name: str, port: int, auto_consent: bool, timeout: int, login_hint: str | None
+) -> None:
     """Authorise connection NAME: open the consent URL, catch the redirect, keep the token."""
     project = state().project()
     box = load_box(project.settings.secret_key_file)
@@ -166,7 +174,7 @@ def authorize(name: str, port: int, auto_consent: bool, timeout: int) -> None:
     redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/callback"
     threading.Thread(target=server.serve_forever, args=(0.1,), daemon=True).start()
     try:
-        consent = start_authorization(project.db, policy, name, redirect_uri)
+        consent = start_authorization(project.db, policy, name, redirect_uri, login_hint)
         if auto_consent:
             session = guarded_session(policy)
             answer = session.get(consent.url, allow_redirects=False, timeout=30)
@@ -201,3 +209,8 @@ def authorize(name: str, port: int, auto_consent: bool, timeout: int) -> None:
         raise CatflowError(f"the provider did not authorise connection {name!r}: {reason}")
     view = finish_authorization(project.db, box, policy, name, redirect_uri, query["code"][0])
     click.echo(f"connection {name} authorised; token valid until {view.expires_at}")
+    with project.db.session() as db_session:
+        resumed = resume_after_authorization(db_session, name, who())
+    if resumed:
+        ids = ", ".join(str(i) for i in resumed)
+        click.echo(f"retrying {len(resumed)} instance(s) the connection had stopped: {ids}")

@@ -11,7 +11,16 @@ from engine.catalogs import Cause
 from engine.errors import CatflowError
 from engine.runtime import InstanceFilter, instance_detail, instance_summary, list_instances
 
-from ._common import emit_json, handle_errors, parse_json_option, record_ref, state, table
+from ._common import (
+    cell,
+    emit_json,
+    handle_errors,
+    parse_json_option,
+    record_ref,
+    state,
+    table,
+    who,
+)
 
 JSON_HELP = "Print JSON for scripts instead of a table."
 
@@ -19,10 +28,6 @@ JSON_HELP = "Print JSON for scripts instead of a table."
 @click.group("instances")
 def instances() -> None:
     """Inspect process instances: where each is, what it did, why it failed — and act."""
-
-
-def _who() -> str:
-    return f"user:{Cause.person().user}"
 
 
 @instances.command("start")
@@ -119,6 +124,10 @@ def _print_detail(d: dict[str, Any], blocked_by: int | None) -> None:
         click.echo(f"waiting:  {d['waiting_for']}")
     if d["error"]:
         click.echo(f"incident: {d['error']['message']}")
+        open_incident = next((i for i in d["incidents"] if not i["resolved_at"]), None)
+        response = (open_incident or {}).get("details", {}) or {}
+        if response.get("response") is not None:
+            click.echo(f"response: {cell(response['response'], 300)}")
         click.echo(f"          fix the cause, then: catflow instances retry|skip|cancel {d['id']}")
     click.echo("\nvariables:")
     table(["name", "value"], sorted(d["variables"].items()))
@@ -137,6 +146,23 @@ def _print_detail(d: dict[str, Any], blocked_by: int | None) -> None:
             for s in d["steps"]
         ],
     )
+    calls = [(s, e) for s in d["steps"] for e in s["exchanges"] if "method" in e]
+    if calls:
+        click.echo("\noutbound calls (secrets redacted):")
+        table(
+            ["at", "element", "request", "status", "ms", "then"],
+            [
+                [
+                    e["at"][11:23],
+                    s["element_id"],
+                    f"{e['method']} {e['url']}",
+                    e.get("status") or e.get("error", ""),
+                    e["duration_ms"],
+                    e.get("next", ""),
+                ]
+                for s, e in calls
+            ],
+        )
 
 
 def _action(name: str, help_text: str) -> None:
@@ -147,7 +173,7 @@ def _action(name: str, help_text: str) -> None:
         project = state().project()
         action = getattr(runtime, name)
         with project.db.session() as session:
-            row = action(session, instance_id, _who())
+            row = action(session, instance_id, who())
             new_state = row.state
         click.echo(f"instance {instance_id}: {name} done; now {new_state}")
 
@@ -164,7 +190,7 @@ def retry(instance_id: int, upgrade: bool) -> None:
     """Run the failed task of instance ID again (after fixing the cause)."""
     project = state().project()
     with project.db.session() as session:
-        row = runtime.retry(session, instance_id, _who(), upgrade=upgrade)
+        row = runtime.retry(session, instance_id, who(), upgrade=upgrade)
         new_state = row.state
     click.echo(f"instance {instance_id}: retry done; now {new_state}")
 
@@ -185,7 +211,7 @@ def skip(instance_id: int, data: str | None) -> None:
         raise CatflowError("--data must be a JSON object of variables")
     project = state().project()
     with project.db.session() as session:
-        row = runtime.skip(session, instance_id, _who(), values)
+        row = runtime.skip(session, instance_id, who(), values)
         new_state = row.state
     click.echo(f"instance {instance_id}: skip done; now {new_state}")
 
@@ -200,5 +226,5 @@ def complete_task(instance_id: int, task: str, data: str) -> None:
     values = parse_json_option(data, "--data")
     project = state().project()
     with project.db.session() as session:
-        runtime.complete_user_task(session, instance_id, task, values, _who())
+        runtime.complete_user_task(session, instance_id, task, values, who())
     click.echo(f"instance {instance_id}: task {task} completed; it runs on")

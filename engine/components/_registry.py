@@ -8,6 +8,10 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from engine.errors import CatflowError
+
+from .outbound import HttpCall, HttpClient
+
 
 class RecordsPort(Protocol):
     """Record operations as operators need them (implemented over the record service)."""
@@ -39,7 +43,10 @@ class OperatorContext:
     element_id: str
     session: Session  # the transaction the step's writes and checkpoint commit in
     records: RecordsPort
+    http_client: HttpClient | None = None
+    attempts: int = 0  # attempts earlier runs of this step made before being put off
     notes: list[str] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:
@@ -49,6 +56,17 @@ class OperatorContext:
     def note(self, message: str) -> None:
         """Add a line to this step's log entry."""
         self.notes.append(message)
+
+    def http(self, call: HttpCall) -> Any:
+        """Send a request through the outbound layer; its exchanges go to the step log.
+
+        Returns the ``requests.Response`` of the last attempt.
+        """
+        if self.http_client is None:
+            raise CatflowError("outbound calls are not available to this run")
+        response = self.http_client.send(call, attempts=self.attempts, record=self.exchanges.append)
+        self.attempts = 0  # a later call of the same step starts its own count
+        return response
 
 
 @dataclass(frozen=True)

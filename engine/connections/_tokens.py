@@ -32,14 +32,34 @@ from ._service import ConnectionView, client_secret, get_connection, read_token,
 
 
 class ConnectionBroken(CatflowError):
-    """The provider refused the grant; the connection must be authorised again."""
+    """The provider refused the grant; the connection must be authorised again.
+
+    An instance stopped by it gets an incident of kind "connection" naming the
+    connection; authorising the connection again retries those instances.
+    """
+
+    kind = "connection"
 
     def __init__(self, name: str, message: str) -> None:
         super().__init__(
             f"connection {name!r} is broken: {message}; "
-            f"authorise it again with `catflow connections authorize {name}`"
+            f"authorise it again with `catflow connections authorize {name}`",
+            details={"connection": name},
         )
         self.name = name
+
+
+class NotAuthorized(CatflowError):
+    """The connection has never been authorised; the instances wait for it like a broken one."""
+
+    kind = "connection"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"connection {name!r} is not authorised yet; "
+            f"run `catflow connections authorize {name}`",
+            details={"connection": name},
+        )
 
 
 def _oauth(row: ConnectionRow, policy: OutboundPolicy, **kwargs: Any) -> OAuth2Session:
@@ -62,13 +82,24 @@ class Authorization:
 
 
 def start_authorization(
-    db: Database, policy: OutboundPolicy, name: str, redirect_uri: str
+    db: Database,
+    policy: OutboundPolicy,
+    name: str,
+    redirect_uri: str,
+    login_hint: str | None = None,
 ) -> Authorization:
-    """The consent URL to send a person to (offline access: a refresh token comes back)."""
+    """The consent URL to send a person to (offline access: a refresh token comes back).
+
+    ``login_hint`` names the account to sign in with (Google pre-fills it; the
+    emulator consents as that user).
+    """
+    extra = {"login_hint": login_hint} if login_hint else {}
     with db.session() as s:
         row = get_connection(s, name)
         oauth = _oauth(row, policy, redirect_uri=redirect_uri)
-        url, state = oauth.authorization_url(row.auth_url, access_type="offline", prompt="consent")
+        url, state = oauth.authorization_url(
+            row.auth_url, access_type="offline", prompt="consent", **extra
+        )
     return Authorization(url=url, state=str(state))
 
 
@@ -120,6 +151,15 @@ class Tokens:
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self.refreshes = 0  # token requests this object made (for operators and tests)
 
+    def api_base(self, name: str) -> str:
+        """The connection's API base URL: its token is sent there and nowhere else."""
+        with self.db.session() as s:
+            return get_connection(s, name).api_url
+
+    def allowed_hosts(self, name: str) -> list[str]:
+        with self.db.session() as s:
+            return _hosts(get_connection(s, name))
+
     def access_token(self, name: str) -> str:
         """A token valid for at least the margin; refreshed first if it is not."""
         with self.db.session() as s:
@@ -143,10 +183,7 @@ class Tokens:
         if row.status == "broken":
             raise ConnectionBroken(row.name, row.status_message or "the grant was refused")
         if row.token is None:
-            raise CatflowError(
-                f"connection {row.name!r} is not authorised yet; "
-                f"run `catflow connections authorize {row.name}`"
-            )
+            raise NotAuthorized(row.name)
 
     def _refresh(self, name: str, rejected: str | None) -> str:
         with self._locks[name]:

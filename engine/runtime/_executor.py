@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
 from engine.catalogs import Cause, RecordService
 from engine.components import OPERATORS, OperatorContext
+from engine.components.outbound import HttpClient
 from engine.errors import CatflowError, NotFound
 from engine.sandbox import Limits
 from engine.store import Database, IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
@@ -88,12 +89,14 @@ class _Steps:
     started_at: datetime | None = None
     started: float = 0.0
     notes: list[str] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
     tasks_run: int = 0
 
     def task_started(self, task: TaskInfo) -> None:
         self.started_at = utcnow()
         self.started = time.perf_counter()
         self.notes = []
+        self.exchanges = []
 
     def call_service(self, task: TaskInfo, operator: str, params: dict[str, Any]) -> Any:
         op = OPERATORS.get(operator)
@@ -110,6 +113,8 @@ class _Steps:
             records=_RecordsForInstance(
                 self.executor.records, Cause.instance(self.instance_id, self.process_id)
             ),
+            http_client=self.executor.http,
+            attempts=task.attempts,
         )
         try:
             result = op.run(ctx, params)
@@ -117,7 +122,10 @@ class _Steps:
             session.rollback()
             session.close()
             raise
-        self.notes.extend(ctx.notes)
+        finally:
+            # Kept whether the call worked or not: what was called is what operators need.
+            self.notes.extend(ctx.notes)
+            self.exchanges.extend(ctx.exchanges)
         if op.writes:
             # Committed together with the checkpoint, when the task has finished.
             self.open_session = session
@@ -145,9 +153,11 @@ class _Steps:
                     changed=_trim(changed) or None,
                     message=text,
                     worker=self.executor.worker_name,
+                    exchanges=_cap(self.exchanges),
                 )
             )
         self.notes = []
+        self.exchanges = []
         if self.open_session is not None:
             session, self.open_session = self.open_session, None
             try:
@@ -168,6 +178,17 @@ class _Steps:
             self.open_session = None
 
 
+def _cap(exchanges: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]] | None:
+    """At most ``limit`` exchanges per step: the first ones and the last ones."""
+    if not exchanges:
+        return None
+    if len(exchanges) <= limit:
+        return list(exchanges)
+    half = limit // 2
+    skipped = {"skipped": len(exchanges) - 2 * half, "note": "exchanges left out of the log"}
+    return [*exchanges[:half], skipped, *exchanges[-half:]]
+
+
 def _trim(changed: dict[str, Any], limit: int = 2000) -> dict[str, Any]:
     """Keep step logs small: long values are cut, with a note of their size."""
     out: dict[str, Any] = {}
@@ -181,10 +202,16 @@ class Executor:
     """Claims due instances and runs them; many may run side by side (threads, processes)."""
 
     def __init__(
-        self, db: Database, records: RecordService, worker_name: str, lease_seconds: float
+        self,
+        db: Database,
+        records: RecordService,
+        worker_name: str,
+        lease_seconds: float,
+        http: HttpClient | None = None,
     ) -> None:
         self.db = db
         self.records = records
+        self.http = http
         self.worker_name = worker_name
         self.lease = timedelta(seconds=lease_seconds)
         self._held: set[int] = set()
@@ -340,7 +367,7 @@ class Executor:
             run = None
         steps.discard()
         try:
-            return self._finish(instance_id, run, outcome, steps.pending, steps.tasks_run)
+            return self._finish(instance_id, run, outcome, steps)
         except LeaseLost:
             log.warning(
                 "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
@@ -352,8 +379,7 @@ class Executor:
         instance_id: int,
         run: ProcessRun | None,
         outcome: Outcome,
-        steps: list[StepRow],
-        tasks_run: int,
+        steps: _Steps,
     ) -> str:
         now = utcnow()
         values: dict[str, Any] = {
@@ -382,16 +408,22 @@ class Executor:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-            session.add_all(steps)
+            session.add_all(steps.pending)
             if outcome.failure is not None:
-                self._record_failure(session, instance_id, outcome.failure)
+                self._record_failure(session, instance_id, outcome.failure, steps)
         log.info(
             "instance advanced",
-            extra={"instance_id": instance_id, "state": values["state"], "tasks_run": tasks_run},
+            extra={
+                "instance_id": instance_id,
+                "state": values["state"],
+                "tasks_run": steps.tasks_run,
+            },
         )
         return str(values["state"])
 
-    def _record_failure(self, session: Session, instance_id: int, failure: Failure) -> None:
+    def _record_failure(
+        self, session: Session, instance_id: int, failure: Failure, steps: _Steps
+    ) -> None:
         task = failure.task
         session.add(
             StepRow(
@@ -401,8 +433,11 @@ class Executor:
                 element_name=task.name if task else "",
                 element_type=task.type if task else "",
                 outcome="failed",
-                message=failure.describe(),
+                started_at=(steps.started_at if task else None) or utcnow(),
+                duration_ms=(time.perf_counter() - steps.started) * 1000 if task else 0.0,
+                message="\n".join([*steps.notes, failure.describe()]),
                 worker=self.worker_name,
+                exchanges=_cap(steps.exchanges),
             )
         )
         session.add(

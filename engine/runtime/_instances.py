@@ -164,6 +164,7 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any]:
                 "changed": s.changed,
                 "message": s.message,
                 "worker": s.worker,
+                "exchanges": s.exchanges or [],
             }
             for s in steps
         ],
@@ -267,6 +268,24 @@ def retry(session: Session, instance_id: int, who: str, upgrade: bool = False) -
     _resolve_incidents(session, row.id, "retried")
     _note(session, row, f"retried by {who}", who)
     return row
+
+
+def resume_after_authorization(session: Session, connection: str, who: str) -> list[int]:
+    """Retry the instances a broken (or unauthorised) connection stopped; their ids.
+
+    Called once the connection has been authorised again.
+    """
+    resumed: list[int] = []
+    for incident in open_incidents(session):
+        details = incident.details or {}
+        if incident.kind != "connection" or details.get("connection") != connection:
+            continue
+        row = session.get(InstanceRow, incident.instance_id)
+        if row is None or row.state != S.INCIDENT or row.id in resumed:
+            continue
+        retry(session, row.id, f"{who} (connection {connection!r} authorised again)")
+        resumed.append(row.id)
+    return resumed
 
 
 def _upgrade(session: Session, row: InstanceRow, who: str) -> None:

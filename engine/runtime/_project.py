@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import logging
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from engine.catalogs import (
     stored_catalogs,
     sync_catalogs,
 )
+from engine.components.outbound import HttpClient, OutboundPolicy, RetrySettings
 from engine.config import Settings, load_settings
+from engine.connections import Tokens, load_box
 from engine.store import Database, migrate
 
 from ._definitions import DeployResult, deploy_paths, deployed_process_ids, latest_version
@@ -53,12 +56,68 @@ def start_for_event(
     return row.id
 
 
+class _ProjectCredentials:
+    """The project's connections, opened on first use (the secret key is read only then)."""
+
+    def __init__(self, settings: Settings, db: Database, policy: OutboundPolicy) -> None:
+        self.settings = settings
+        self.db = db
+        self.policy = policy
+        self._tokens: Tokens | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Tokens:
+        with self._lock:
+            if self._tokens is None:
+                box = load_box(self.settings.secret_key_file)
+                self._tokens = Tokens(self.db, box, self.policy)
+            return self._tokens
+
+    def api_base(self, connection: str) -> str:
+        return self._get().api_base(connection)
+
+    def allowed_hosts(self, connection: str) -> list[str]:
+        return self._get().allowed_hosts(connection)
+
+    def access_token(self, connection: str) -> str:
+        return self._get().access_token(connection)
+
+    def after_unauthorized(self, connection: str, rejected: str) -> str:
+        return self._get().after_unauthorized(connection, rejected)
+
+
+def http_client_for(settings: Settings, db: Database) -> HttpClient:
+    """The outbound HTTP layer with the project's settings and connections."""
+    policy = OutboundPolicy.from_settings(settings)
+    return HttpClient(
+        policy,
+        _ProjectCredentials(settings, db, policy),
+        RetrySettings(
+            connect_timeout_s=settings.http_connect_timeout,
+            read_timeout_s=settings.http_read_timeout,
+            max_attempts=settings.http_max_attempts,
+            backoff_base_s=settings.http_backoff_base,
+            backoff_max_s=settings.http_backoff_max,
+            max_inline_wait_s=settings.http_max_inline_wait,
+            rate_per_minute=settings.connection_rate_per_minute,
+        ),
+    )
+
+
 @dataclass
 class Project:
     settings: Settings
     db: Database
     records: RecordService
     deployed: list[DeployResult]
+    _http: HttpClient | None = None
+
+    @property
+    def http(self) -> HttpClient:
+        """The outbound HTTP layer, shared by every worker of this project."""
+        if self._http is None:
+            self._http = http_client_for(self.settings, self.db)
+        return self._http
 
     @property
     def catalogs(self) -> dict[str, CatalogDef]:

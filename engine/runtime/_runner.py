@@ -32,6 +32,7 @@ class Runner:
             project.records,
             project.settings.worker_name,
             project.settings.lease_seconds,
+            project.http,
         )
         self._wake = threading.Event()
 

@@ -168,6 +168,8 @@ class StepRow(Base):
     changed: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
     message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
+    # Outbound requests the step made, with their answers; secrets redacted.
+    exchanges: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType())
 
 
 class IncidentRow(Base):

@@ -1,7 +1,20 @@
-"""The outbound request guard: which hosts and addresses a web call may reach, and how much
-of a response it may read. Every outbound call goes through a session made here.
+"""Outbound calls. The request guard decides which hosts and addresses a web call may
+reach and how much of a response it may read; the HTTP client on top of it adds
+timeouts, rate limits, retries with back-off, OAuth2 tokens and redacted exchange
+records. Every outbound call goes through them.
 """
 
+from ._client import (
+    Credentials,
+    HttpCall,
+    HttpClient,
+    OutboundFailed,
+    RateLimiter,
+    RetrySettings,
+    google_reason,
+    retry_after_seconds,
+    transient_reason,
+)
 from ._policy import (
     DEFAULT_MAX_RESPONSE_BYTES,
     OutboundPolicy,
@@ -13,12 +26,21 @@ from ._session import GuardedAdapter, guard_session, guarded_session, read_limit
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "Credentials",
     "GuardedAdapter",
+    "HttpCall",
+    "HttpClient",
+    "OutboundFailed",
     "OutboundPolicy",
     "OutboundRefused",
+    "RateLimiter",
     "ResponseTooLarge",
+    "RetrySettings",
+    "google_reason",
     "guard_session",
     "guarded_session",
     "read_limited",
+    "retry_after_seconds",
+    "transient_reason",
     "why_not_public",
 ]

@@ -31,6 +31,10 @@ class Faults:
     user_quota_per_minute: int | None = GOOGLE_USER_QUOTA_PER_MINUTE
     project_quota_per_minute: int | None = None
     seed: int | None = None
+    # Answers for the next Calendar API requests, in order, before any share applies:
+    # 429, 500, 503, or "403 <reason>" (rateLimitExceeded, userRateLimitExceeded,
+    # quotaExceeded, dailyLimitExceeded); 200 lets one request through.
+    script: list[int | str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -49,8 +53,29 @@ class Faults:
                 if bad or any(not 0.0 <= r <= 1.0 for r in rates.values()):
                     raise ValueError("error_rates maps 429/500/503 to a share in [0, 1]")
                 self.error_rates = rates
+            elif key == "script":
+                self.script = [_scripted(v) for v in value or []]
             else:
                 setattr(self, key, value)
+
+
+SCRIPTED_REASONS = (
+    "rateLimitExceeded",
+    "userRateLimitExceeded",
+    "quotaExceeded",
+    "dailyLimitExceeded",
+)
+
+
+def _scripted(value: Any) -> int | str:
+    if value in (200, 429, 500, 503):
+        return int(value)
+    if isinstance(value, str) and value.startswith("403 ") and value[4:] in SCRIPTED_REASONS:
+        return value
+    raise ValueError(
+        f"script entry {value!r}: expected 200, 429, 500, 503 or '403 <reason>' with a reason "
+        f"of {', '.join(SCRIPTED_REASONS)}"
+    )
 
 
 class FaultInjector:
@@ -108,6 +133,10 @@ class FaultInjector:
             window.append(now)
             self._project.append(now)
             draw = self._random.random()
+            scripted = self.faults.script.pop(0) if self.faults.script else None
+        if scripted is not None:
+            self._scripted_error(scripted)
+            return
         bound = 0.0
         for status in sorted(self.faults.error_rates):
             bound += self.faults.error_rates[status]
@@ -117,6 +146,22 @@ class FaultInjector:
                 if status == 500:
                     raise ApiError(500, "backendError", "Backend Error")
                 raise ApiError(503, "backendError", "The service is currently unavailable.")
+
+    def _scripted_error(self, answer: int | str) -> None:
+        if answer == 200:
+            return
+        if answer == 429:
+            raise self._throttled("rateLimitExceeded", "Rate Limit Exceeded", 429)
+        if answer == 500:
+            raise ApiError(500, "backendError", "Backend Error")
+        if answer == 503:
+            raise ApiError(503, "backendError", "The service is currently unavailable.")
+        reason = str(answer).split(" ", 1)[1]
+        if reason in ("rateLimitExceeded", "userRateLimitExceeded"):
+            raise self._throttled(reason, "Rate Limit Exceeded")
+        raise ApiError(
+            403, reason, f"Quota exceeded ({reason}); it resets daily.", domain="usageLimits"
+        )
 
     def record(self, entry: dict[str, Any]) -> None:
         with self._lock:
