@@ -22,7 +22,8 @@ from calendar_flow import (
 
 from engine.components.google_calendar import BASE32HEX, event_id
 from engine.emulators.calendar import CalendarEmulator
-from engine.runtime import Project
+from engine.runtime import Project, Runner, start_process
+from engine.store import InstanceRow, utcnow
 
 USER = "ann@example.com"
 MEETING = {
@@ -268,6 +269,34 @@ def test_an_event_ending_before_it_starts_is_an_incident_time_range_empty(
     # A 400 is an answer, not a fault: sent once, not retried.
     posts = api_calls(emulator, lambda r: r["method"] == "POST")
     assert [p["status"] for p in posts] == [400]
+
+
+def test_a_replayed_insert_after_a_crash_makes_one_event(
+    open_test_project: Any, emulator: CalendarEmulator
+) -> None:
+    """A worker dies after Google made the event but before the step's checkpoint.
+
+    The store then still holds the state from before the insert (that is what the
+    checkpoint protects); the next worker runs the insert again with the same id.
+    """
+    project = _open(open_test_project, emulator, call=one_call(INSERT, event=expr(MEETING)))
+    with project.db.session() as s:
+        instance_id = start_process(s, "call", {}, {"kind": "test"}).id
+        before_insert = s.get(InstanceRow, instance_id).workflow  # type: ignore[union-attr]
+    Runner(project, workers=1).run_once()
+    first = _completed(project, instance_id)["variables"]["answer"]
+
+    with project.db.session() as s:
+        row = s.get(InstanceRow, instance_id)
+        assert row is not None
+        row.workflow, row.state, row.due_at, row.ended_at = before_insert, "running", utcnow(), None
+    Runner(project, workers=1).run_once()
+    replayed = _completed(project, instance_id)["variables"]["answer"]
+
+    assert replayed["id"] == first["id"] and replayed["created"] == first["created"]
+    assert list(_stored(emulator)) == [first["id"]]
+    inserts = api_calls(emulator, lambda r: r["method"] == "POST")
+    assert [r["status"] for r in inserts] == [200, 409]
 
 
 def test_insert_retried_after_a_503_makes_one_event(
