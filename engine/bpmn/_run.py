@@ -46,6 +46,7 @@ class Failure:
     line: int | None = None
     code: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    plain: str = ""  # the error's own words, without where it happened (for records)
 
     def describe(self) -> str:
         where = f"task {self.task.label()}" if self.task else "the process"
@@ -253,16 +254,25 @@ class ProcessRun:
         if isinstance(err, CatflowError) and err.problems:
             details["problems"] = [p.to_dict() for p in err.problems]
         if isinstance(err, BpmnError):
+            plain = err.message
             message = f"BPMN error {err.code!r} was not caught: {err.message}"
         elif isinstance(err, ScriptFailed | CatflowError):
-            message = str(err)
+            message = plain = str(err)
         else:
-            message = f"{type(err).__name__}: {err}"
+            message = plain = f"{type(err).__name__}: {err}"
         if task is not None and task.state == TaskState.ERROR:
             # Leave the task ready to run again: `retry` re-runs it, `skip` completes it.
             task._set_state(TaskState.READY)
         self._current = None
-        return Failure(task=info, kind=kind, message=message, line=line, code=code, details=details)
+        return Failure(
+            task=info,
+            kind=kind,
+            message=message,
+            line=line,
+            code=code,
+            details=details,
+            plain=plain,
+        )
 
     # -- where it stands --------------------------------------------------------
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ast
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
@@ -40,6 +41,7 @@ class ParsedProcess:
     spec: str  # serialised spec and subprocess specs (JSON)
     line: int | None = None  # where the <bpmn:process> starts in its file
     limits: dict[str, float] = field(default_factory=dict)  # script limits it asks for
+    options: dict[str, Any] = field(default_factory=dict)  # other process properties
 
 
 @dataclass(frozen=True)
@@ -141,10 +143,11 @@ def validate_file(
             )
         )
     limits = {p.get("id", ""): _limits_of(p, loc, problems) for p in executable}
+    options = {p.get("id", ""): _options_of(p, loc, problems) for p in executable}
     if problems:
         raise ValidationFailed(f"{filename} was refused", problems)
     processes = [
-        replace(p, limits=limits.get(p.process_id, {}))
+        replace(p, limits=limits.get(p.process_id, {}), options=options.get(p.process_id, {}))
         for p in _parse_with_spiff(root, loc, [p.get("id", "") for p in executable])
     ]
     return ParsedFile(
@@ -160,6 +163,51 @@ LIMIT_PROPERTIES = {
     "script_cpu_seconds": ("cpu_seconds", 1.0, Limits.MAX_CPU_SECONDS),
     "script_memory_mib": ("memory_bytes", float(MIB), Limits.MAX_MEMORY_BYTES / MIB),
 }
+
+
+OPTION_PROPERTIES = {
+    "record_on_incident": "a JSON object of the fields to set on the instance's record when "
+    "it stops in an incident, e.g. "
+    '{"sync_status": "error", "sync_error": "{message}"} ({message}, {code}, {element} '
+    "are filled in)",
+}
+
+
+def _options_of(process: etree._Element, loc: _Locator, problems: list[Problem]) -> dict[str, Any]:
+    """Process properties other than script limits (see OPTION_PROPERTIES)."""
+    options: dict[str, Any] = {}
+    path = "bpmn:extensionElements/spiffworkflow:properties/spiffworkflow:property"
+    for prop in process.iterfind(path, NSMAP):
+        name = prop.get("name", "")
+        if name.startswith("script_"):
+            continue
+        if name not in OPTION_PROPERTIES:
+            known = ", ".join([*OPTION_PROPERTIES, *LIMIT_PROPERTIES])
+            problems.append(
+                loc.problem(
+                    process,
+                    f"unknown process property {name!r}",
+                    f"known: {known}",
+                    prop.sourceline,
+                )
+            )
+            continue
+        try:
+            value = json.loads(prop.get("value", ""))
+        except ValueError:
+            value = None
+        if not isinstance(value, dict) or not value:
+            problems.append(
+                loc.problem(
+                    process,
+                    f"{name} must be {OPTION_PROPERTIES[name]}",
+                    "write the value as JSON in the property's value attribute",
+                    prop.sourceline,
+                )
+            )
+            continue
+        options[name] = value
+    return options
 
 
 def _limits_of(process: etree._Element, loc: _Locator, problems: list[Problem]) -> dict[str, float]:

@@ -40,6 +40,7 @@ class FieldDef:
     catalog: str | None = None  # link target
     many: bool = False  # link: one record or a list
     max_length: int | None = None  # text
+    after: str | None = None  # date / datetime: must be later than this other field
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -66,6 +67,8 @@ class FieldDef:
             out["many"] = self.many
         if self.max_length is not None:
             out["max_length"] = self.max_length
+        if self.after is not None:
+            out["after"] = self.after
         return out
 
 
@@ -76,6 +79,15 @@ def _email(value: Any) -> str:
         return str(validate_email(value.strip(), check_deliverability=False).normalized)
     except EmailNotValidError as exc:
         raise FieldError(f"{value!r} is not a valid e-mail address: {exc}") from None
+
+
+def moment_of(f: FieldDef, stored: Any) -> datetime | date | None:
+    """A stored date or datetime value as a comparable object (None if there is none)."""
+    if not isinstance(stored, str):
+        return None
+    if f.type == "datetime":
+        return datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    return date.fromisoformat(stored)
 
 
 def _kind(value: Any) -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from engine.store import OutboxEvent, RecordRow, utcnow
 
-from ._fields import FieldDef, FieldError, normalise, parse_filter
+from ._fields import FieldDef, FieldError, moment_of, normalise, parse_filter
 from ._schema import CatalogDef
 
 DEFAULT_MAX_FIELD_BYTES = 1024 * 1024
@@ -126,6 +126,7 @@ class RecordService:
             if existing is not None:
                 return self._replayed(existing, definition, idempotency_key)
         values = self._validate(session, definition, data, cause, creating=True)
+        _check_order(definition, values)
         row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
         now = utcnow()
         row.created_at = row.updated_at = now
@@ -163,6 +164,7 @@ class RecordService:
         changed = [k for k, v in values.items() if not _same(row.data.get(k), v)]
         if not changed:
             return Record.from_row(row, definition.fields)
+        _check_order(definition, {**row.data, **values}, set(changed))
         old = {"id": row.id, **row.data}
         row.data = {**row.data, **values}
         row.version += 1
@@ -460,3 +462,27 @@ def _same(a: Any, b: Any) -> bool:
 
 def _float(value: Any) -> Any:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _check_order(
+    definition: CatalogDef, values: Mapping[str, Any], changed: set[str] | None = None
+) -> None:
+    """Fields with ``after: other`` must be later than ``other`` (when both have a value)."""
+    problems: list[Problem] = []
+    for fname, fdef in definition.fields.items():
+        if fdef.after is None or (changed is not None and not {fname, fdef.after} & changed):
+            continue
+        other = definition.fields[fdef.after]
+        mine, theirs = moment_of(fdef, values.get(fname)), moment_of(other, values.get(fdef.after))
+        if mine is None or theirs is None:
+            continue
+        if mine <= theirs:
+            problems.append(
+                Problem(
+                    f"{values[fname]} is not after {fdef.after} ({values[fdef.after]})",
+                    f"{definition.name}.{fname}",
+                    f"give a {fname} later than {fdef.after}, or leave it empty",
+                )
+            )
+    if problems:
+        raise ValidationFailed(f"the {definition.name} record was refused", problems)

@@ -29,6 +29,7 @@ class TriggerDef:
     fields: tuple[str, ...] = ()
     when: str | None = None
     ignore_own_writes: bool = True
+    variables: dict[str, Any] = field(default_factory=dict, hash=False)  # extra start variables
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class TriggerDef:
             "fields": list(self.fields),
             "when": self.when,
             "ignore_own_writes": self.ignore_own_writes,
+            "variables": dict(self.variables),
         }
 
 
@@ -136,6 +138,7 @@ FIELD_KEYS = {
     "catalog",
     "many",
     "max_length",
+    "after",
 }
 # Keys that mean something for one field type only; elsewhere they would be ignored.
 ONLY_FOR = {"options": "choice", "catalog": "link", "many": "link", "max_length": "text"}
@@ -185,6 +188,15 @@ def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, F
             problems.append(
                 _problem(
                     source, where, f"unknown type {ftype!r}", f"one of: {', '.join(FIELD_TYPES)}"
+                )
+            )
+            continue
+        if "after" in spec and ftype not in ("date", "datetime"):
+            problems.append(
+                _problem(
+                    source,
+                    f"{where}.after",
+                    f"'after' applies to date and datetime fields, not {ftype}",
                 )
             )
             continue
@@ -248,6 +260,7 @@ def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, F
             catalog=target if ftype == "link" else None,
             many=flags["many"],
             max_length=max_length,
+            after=str(spec["after"]) if spec.get("after") is not None else None,
         )
         default = spec.get("default")
         if default is not None:
@@ -257,6 +270,18 @@ def _parse_fields(raw: Any, source: str, problems: list[Problem]) -> dict[str, F
                 problems.append(_problem(source, f"{where}.default", str(exc)))
                 continue
         fields[fname] = FieldDef(**{**fdef.__dict__, "default": default})
+    for fname, fdef in fields.items():
+        if fdef.after is None:
+            continue
+        other = fields.get(fdef.after)
+        if other is None or other.type != fdef.type or other.name == fname:
+            problems.append(
+                _problem(
+                    source,
+                    f"fields.{fname}.after",
+                    f"{fdef.after!r} is not another {fdef.type} field of this catalog",
+                )
+            )
     return fields
 
 
@@ -329,11 +354,33 @@ def _parse_triggers(
                 _problem(source, f"{where}.ignore_own_writes", "expected true or false")
             )
             ignore_own = True
+        variables = rule.get("variables") or {}
+        if not isinstance(variables, dict) or not all(isinstance(k, str) for k in variables):
+            problems.append(
+                _problem(
+                    source,
+                    f"{where}.variables",
+                    "expected a mapping of variable names to values",
+                    "e.g. variables: {default_duration_minutes: 30}",
+                )
+            )
+            variables = {}
+        reserved = sorted(set(variables) & {"record", "old", "event"})
+        if reserved:
+            problems.append(
+                _problem(
+                    source,
+                    f"{where}.variables",
+                    f"{', '.join(reserved)} are set by the trigger itself",
+                    "choose other names",
+                )
+            )
         key = str(rule.get("name") or f"{on}:{process}")
         if key in keys:
             key = f"{key}#{i}"
         keys.add(key)
-        unknown = set(rule) - {"on", True, "process", "fields", "when", "ignore_own_writes", "name"}
+        known = {"on", True, "process", "fields", "when", "ignore_own_writes", "name", "variables"}
+        unknown = set(rule) - known
         if unknown:
             problems.append(
                 _problem(source, where, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
@@ -347,6 +394,7 @@ def _parse_triggers(
                     fields=tuple(watched),
                     when=when,
                     ignore_own_writes=ignore_own,
+                    variables=dict(variables),
                 )
             )
     return triggers

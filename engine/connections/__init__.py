@@ -15,6 +15,7 @@ from ._tokens import (
     Authorization,
     ConnectionBroken,
     Tokens,
+    authorize_by_auto_consent,
     finish_authorization,
     start_authorization,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SecretBox",
     "Tokens",
     "add_connection",
+    "authorize_by_auto_consent",
     "client_secret",
     "finish_authorization",
     "get_connection",

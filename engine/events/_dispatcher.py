@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.catalogs import CatalogDef
+from engine.catalogs import CatalogDef, TriggerDef
 from engine.errors import NotFound
 from engine.store import Database, InstanceRow, OutboxEvent, utcnow
 
@@ -82,7 +82,7 @@ def dispatch_pending(
                                 },
                             )
                         continue
-                    instance_id = _start(session, event, rule.key, rule.process, start_instance)
+                    instance_id = _start(session, event, rule, start_instance)
                     created.append(instance_id)
                     notes.append(f"{rule.key}: started instance {instance_id}")
             except NotFound as exc:
@@ -115,10 +115,10 @@ def _dispatch_lock(session: Session) -> bool:
 def _start(
     session: Session,
     event: OutboxEvent,
-    rule_key: str,
-    process_id: str,
+    rule: TriggerDef,
     start_instance: StartInstance,
 ) -> int:
+    rule_key, process_id = rule.key, rule.process
     existing = session.scalar(
         select(InstanceRow.id).where(
             InstanceRow.event_id == event.id, InstanceRow.rule_key == rule_key
@@ -127,7 +127,12 @@ def _start(
     if existing is not None:
         return existing
     record = event.new if event.new is not None else event.old
-    variables: dict[str, Any] = {"record": record, "old": event.old, "event": event_dict(event)}
+    variables: dict[str, Any] = {
+        **rule.variables,
+        "record": record,
+        "old": event.old,
+        "event": event_dict(event),
+    }
     try:
         with session.begin_nested():
             instance_id = start_instance(

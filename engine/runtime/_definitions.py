@@ -147,6 +147,7 @@ def _store(db: Database, parsed: list[ParsedFile], deployed_by: str) -> list[Dep
                         content_hash=pf.content_hash,
                         spec=proc.spec,
                         limits=proc.limits or None,
+                        options=proc.options or None,
                     )
                 )
                 results.append(

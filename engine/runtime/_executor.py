@@ -91,6 +91,8 @@ class _Steps:
     notes: list[str] = field(default_factory=list)
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     tasks_run: int = 0
+    record: tuple[str, int] | None = None  # the record that started the instance
+    on_incident: dict[str, Any] | None = None  # fields to set on it at an incident
 
     def task_started(self, task: TaskInfo) -> None:
         self.started_at = utcnow()
@@ -337,7 +339,13 @@ class Executor:
             row.runs += 1
             process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
             limits = limits_of(version)
-        steps = _Steps(self, instance_id, process_id)
+            record = (
+                (row.record_catalog, row.record_id)
+                if row.record_catalog and row.record_id
+                else None
+            )
+            on_incident = (version.options or {}).get("record_on_incident")
+        steps = _Steps(self, instance_id, process_id, record=record, on_incident=on_incident)
         self._hold(instance_id)
         try:
             return self._advance(instance_id, steps, spec_json, state_json, limits)
@@ -411,6 +419,7 @@ class Executor:
             session.add_all(steps.pending)
             if outcome.failure is not None:
                 self._record_failure(session, instance_id, outcome.failure, steps)
+                self._mark_record(session, instance_id, outcome.failure, steps)
         log.info(
             "instance advanced",
             extra={
@@ -420,6 +429,36 @@ class Executor:
             },
         )
         return str(values["state"])
+
+    def _mark_record(
+        self, session: Session, instance_id: int, failure: Failure, steps: _Steps
+    ) -> None:
+        """Set the process's ``record_on_incident`` fields on the instance's record."""
+        if steps.on_incident is None or steps.record is None:
+            return
+        filled = {
+            "message": failure.plain or failure.message,
+            "code": failure.code or failure.kind,
+            "element": failure.task.element_id if failure.task else "",
+        }
+        values = {
+            name: _fill(value, filled) if isinstance(value, str) else value
+            for name, value in steps.on_incident.items()
+        }
+        catalog, record_id = steps.record
+        cause = Cause.instance(instance_id, steps.process_id)
+        try:
+            with session.begin_nested():
+                self.records.update(session, catalog, record_id, values, cause)
+        except CatflowError as exc:  # the record is gone, or refuses the values
+            log.warning(
+                "record_on_incident not applied",
+                extra={
+                    "instance_id": instance_id,
+                    "record": f"{catalog}:{record_id}",
+                    "reason": str(exc),
+                },
+            )
 
     def _record_failure(
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps
@@ -454,6 +493,13 @@ class Executor:
                 else failure.details,
             )
         )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """``{message}``, ``{code}`` and ``{element}`` filled in; other braces kept."""
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
 
 
 def _error_dict(failure: Failure) -> dict[str, Any]:

@@ -85,6 +85,11 @@ def parse_date(value: str) -> date:
     return date.fromisoformat(value)
 
 
+def add_days(value: str, days: int) -> str:
+    """A date (``2026-11-21``, or the date part of a timestamp) plus ``days``, as a date."""
+    return (date.fromisoformat(str(value)[:10]) + timedelta(days=days)).isoformat()
+
+
 def normalize_email(value: str) -> str:
     """A syntactically valid address with its domain lower-cased; raises ValueError if not."""
     try:
@@ -148,6 +153,7 @@ HELPERS: dict[str, Any] = {
     "now_utc": now_utc,
     "today": today,
     "parse_date": parse_date,
+    "add_days": add_days,
     "normalize_email": normalize_email,
     "is_email": is_email,
     "unique": unique,

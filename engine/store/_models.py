@@ -48,7 +48,13 @@ class CatalogRow(Base):
 
 class RecordRow(Base):
     __tablename__ = "records"
-    __table_args__ = (Index("ix_records_catalog_id", "catalog", "id"),)
+    # Record ids are never reused, not even after a delete: processes derive outside ids
+    # from them (a Calendar event id), which must not point at a newer record. SQLite
+    # needs AUTOINCREMENT for that; PostgreSQL sequences never go back.
+    __table_args__ = (
+        Index("ix_records_catalog_id", "catalog", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     catalog: Mapped[str] = mapped_column(String(100))
@@ -110,6 +116,8 @@ class ProcessVersionRow(Base):
     spec: Mapped[str] = mapped_column(Text)  # serialised SpiffWorkflow spec (JSON)
     # Script limits the process asks for (cpu_seconds, memory_bytes); defaults otherwise.
     limits: Mapped[dict[str, float] | None] = mapped_column(JSONType())
+    # Other process properties (e.g. record_on_incident).
+    options: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

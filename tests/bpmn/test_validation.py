@@ -328,3 +328,32 @@ def test_a_call_activity_naming_an_unknown_process_is_refused() -> None:
     assert_located(problem, line_of(text, 'id="call"'), "callActivity", "call", "Notify")
     assert problem.message == "calls process 'notfy', which this file does not define"
     assert problem.hint == "did you mean 'notify'?"
+
+
+# -- process properties ------------------------------------------------------------------------
+
+
+def test_record_on_incident_is_kept_as_an_option_of_the_process() -> None:
+    text = chain(
+        "p",
+        start(),
+        end(),
+        properties={"record_on_incident": '{"sync_status": "error", "sync_error": "{message}"}'},
+    )
+    parsed = validate_file(text.encode(), FILE, OPERATORS.all(), max_bytes=LIMIT)
+    [process] = parsed.processes
+    assert process.options == {
+        "record_on_incident": {"sync_status": "error", "sync_error": "{message}"}
+    }
+
+
+def test_record_on_incident_that_is_not_a_json_object_is_refused() -> None:
+    p = only(chain("p", start(), end(), properties={"record_on_incident": "sync_status=error"}))
+    assert p.message.startswith("record_on_incident must be a JSON object of the fields")
+    assert "value attribute" in p.hint
+
+
+def test_an_unknown_process_property_is_refused_with_the_known_ones() -> None:
+    p = only(chain("p", start(), end(), properties={"record_on_incidents": "{}"}))
+    assert p.message == "unknown process property 'record_on_incidents'"
+    assert p.hint == "known: record_on_incident, script_cpu_seconds, script_memory_mib"

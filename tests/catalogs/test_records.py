@@ -310,6 +310,16 @@ def test_delete_removes_the_record(project: Project, record_rows: Rows) -> None:
         get(project, "meetings", gone)
 
 
+def test_the_id_of_a_deleted_record_is_never_given_again(project: Project) -> None:
+    # Outside ids (Calendar events) are derived from record ids; reuse would mix them up.
+    first = create(project, "meetings", meeting(title="First")).id
+    last = create(project, "meetings", meeting(title="Last")).id
+    with project.db.session() as session:
+        project.records.delete(session, "meetings", last, ADA)
+    again = create(project, "meetings", meeting(title="Again")).id
+    assert again > last > first
+
+
 def test_missing_records_are_not_found_with_a_clear_message(project: Project) -> None:
     rid = employee(project, "Ada")
     with project.db.session() as session:

@@ -370,3 +370,33 @@ def test_a_catalog_defined_twice_is_refused(tmp_path: Path, meetings_yaml: str) 
 
 def test_a_missing_catalogs_folder_means_no_catalogs(tmp_path: Path) -> None:
     assert load_catalog_files(tmp_path / "nowhere") == {}
+
+
+def test_after_names_another_field_of_the_same_type() -> None:
+    ok = parse("fields:\n  starts_at: datetime\n  ends_at: {type: datetime, after: starts_at}\n")
+    assert ok.fields["ends_at"].after == "starts_at"
+    assert catalog_from_dict(ok.to_dict()).fields["ends_at"].after == "starts_at"
+    p = only_problem("fields:\n  day: date\n  ends_at: {type: datetime, after: day}\n")
+    assert p.where == "catalogs/meetings.yaml: fields.ends_at.after"
+    assert p.message == "'day' is not another datetime field of this catalog"
+    p = only_problem("fields:\n  n: {type: number, after: m}\n  m: number\n")
+    assert p.message == "'after' applies to date and datetime fields, not number"
+
+
+def test_trigger_variables_are_start_variables_but_not_the_reserved_ones() -> None:
+    ok = parse(
+        "fields: {title: text}\ntriggers:\n  - on: created\n    process: p\n"
+        "    variables: {default_duration_minutes: 30}\n"
+    )
+    assert ok.triggers[0].variables == {"default_duration_minutes": 30}
+    assert catalog_from_dict(ok.to_dict()).triggers[0].variables == ok.triggers[0].variables
+    p = only_problem(
+        "fields: {title: text}\ntriggers:\n  - on: created\n    process: p\n"
+        "    variables: {record: 1}\n"
+    )
+    assert p.where == "catalogs/meetings.yaml: triggers[0].variables"
+    assert p.message == "record are set by the trigger itself"
+    p = only_problem(
+        "fields: {title: text}\ntriggers:\n  - on: created\n    process: p\n    variables: [1]\n"
+    )
+    assert p.message == "expected a mapping of variable names to values"

@@ -37,6 +37,15 @@ def test_created_record_starts_one_instance_with_start_variables(open_test_proje
     assert variables["event"]["cause"] == {"kind": "user", "user": "tester"}
 
 
+def test_a_rules_variables_are_given_to_the_instance(open_test_project: Any) -> None:
+    rule = "[{on: created, process: noop, variables: {default_duration_minutes: 25}}]"
+    project = open_test_project(catalogs={"items": catalog(rule)}, processes={"noop": NOOP})
+    create(project, "items", {"title": "x"})
+    run(project)
+    [inst] = instances(project)
+    assert detail(project, inst.id)["variables"]["default_duration_minutes"] == 25
+
+
 def test_each_event_and_rule_yields_exactly_one_instance(open_test_project: Any) -> None:
     project = open_test_project(
         catalogs={"items": catalog("[{on: created, process: noop}]")}, processes={"noop": NOOP}

@@ -7,15 +7,23 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
 import uvicorn
 
 from . import _oauth
 from ._app import DEFAULT_TOKEN_LIFETIME_S, Core, create_app
 from ._faults import FaultInjector, Faults
-from ._state import DEFAULT_USER, Clock, State
+from ._state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER, Clock, State
 from ._validate import discovery_document
+
+
+class ConnectionSettings(TypedDict):
+    client_id: str
+    client_secret: str
+    auth_url: str
+    token_url: str
+    api_url: str
 
 
 class CalendarEmulator:
@@ -141,6 +149,16 @@ class CalendarEmulator:
     @property
     def faults(self) -> Faults:
         return self.core.faults
+
+    def connection_settings(self) -> ConnectionSettings:
+        """What a Catflow connection needs to use this emulator (its built-in client)."""
+        return {
+            "client_id": DEFAULT_CLIENT_ID,
+            "client_secret": DEFAULT_CLIENT_SECRET,
+            "auth_url": self.auth_url,
+            "token_url": self.token_url,
+            "api_url": self.base_url,
+        }
 
     def discovery_document(self) -> dict[str, Any]:
         """Google's calendar.v3 discovery document, pointed at this emulator."""
