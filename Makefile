@@ -25,7 +25,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	touch $@
 
 run: $(VENV)/.installed
-	$(BIN)/catflow serve
+	$(BIN)/catflow demo
 
 # PostgreSQL, Redis and RabbitMQ run on the development and CI machines; start
 # PostgreSQL if it is stopped and make sure the test database exists. Tests that

@@ -13,12 +13,7 @@ from bpmn_builder import chain, end, service, start
 
 from engine.components.outbound import OutboundPolicy
 from engine.connections import add_connection, finish_authorization, load_box, start_authorization
-from engine.emulators.calendar import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    CalendarEmulator,
-    Faults,
-)
+from engine.emulators.calendar import CalendarEmulator, Faults
 from engine.runtime import Project, Runner, instance_detail, start_process
 
 CONNECTION = "google"
@@ -68,17 +63,7 @@ def add(project: Project, emulator: CalendarEmulator, name: str = CONNECTION) ->
     """Add a connection to the emulator, not yet authorised."""
     box = load_box(project.settings.secret_key_file)
     with project.db.session() as s:
-        add_connection(
-            s,
-            box,
-            name=name,
-            provider="google",
-            client_id=DEFAULT_CLIENT_ID,
-            client_secret=DEFAULT_CLIENT_SECRET,
-            auth_url=emulator.auth_url,
-            token_url=emulator.token_url,
-            api_url=emulator.base_url,
-        )
+        add_connection(s, box, name=name, provider="google", **emulator.connection_settings())
 
 
 def one_call(operator: str, result: str = "answer", **params: str) -> str:

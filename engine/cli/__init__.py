@@ -14,8 +14,9 @@ from engine import __version__
 from engine.logs import configure_logging
 from engine.runtime import Runner, list_processes, open_incidents
 
-from ._common import State, emit_json, handle_errors, state, table
+from ._common import State, emit_json, handle_errors, safe_url, state, table
 from ._connections import connections
+from ._demo import demo
 from ._emulator import emulator
 from ._instances import instances
 from ._records import records
@@ -56,6 +57,7 @@ cli.add_command(records)
 cli.add_command(instances)
 cli.add_command(connections)
 cli.add_command(emulator)
+cli.add_command(demo)
 
 
 @cli.command("deploy")
@@ -212,19 +214,13 @@ def serve(workers: int | None) -> None:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    where = _safe_url(project.settings.database_url)
+    where = safe_url(project.settings.database_url)
     click.echo(
         f"catflow serving {project.settings.project_dir} on {where}"
         f" with {runner.workers} worker(s); Ctrl-C stops",
         err=True,
     )
     runner.serve(stop)
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def main() -> None:

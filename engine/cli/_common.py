@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from engine.catalogs import Cause
@@ -119,6 +120,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     click.echo(line.rstrip())
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def safe_url(url: str) -> str:
+    """A database URL without its password, for people to read."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def record_ref(raw: str) -> tuple[str, int]:
