@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_helpers import serve_api  # noqa: F401  (a fixture: the HTTP API on loopback)
 from calendar_flow import emulator  # noqa: F401  (a fixture: a Calendar emulator per test)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url

@@ -14,12 +14,13 @@ from engine import __version__
 from engine.logs import configure_logging
 from engine.runtime import Runner, list_processes, open_incidents
 
-from ._common import State, emit_json, handle_errors, safe_url, state, table
+from ._common import State, emit_json, handle_errors, safe_url, start_http, state, table
 from ._connections import connections
 from ._demo import demo
 from ._emulator import emulator
 from ._instances import instances
 from ._records import records
+from ._tokens import tokens
 
 JSON_HELP = "Print JSON for scripts instead of a table."
 
@@ -58,6 +59,7 @@ cli.add_command(instances)
 cli.add_command(connections)
 cli.add_command(emulator)
 cli.add_command(demo)
+cli.add_command(tokens)
 
 
 @cli.command("deploy")
@@ -199,9 +201,23 @@ def run_once() -> None:
 
 @cli.command("serve")
 @click.option("--workers", type=int, help="Worker threads (default: $CATFLOW_WORKERS or 4).")
+@click.option(
+    "--host",
+    default=lambda: os.environ.get("CATFLOW_HTTP_HOST", "127.0.0.1"),
+    show_default="$CATFLOW_HTTP_HOST or 127.0.0.1",
+    help="Address the HTTP API and pages listen on.",
+)
+@click.option(
+    "--port",
+    type=int,
+    default=lambda: int(os.environ.get("CATFLOW_HTTP_PORT", "8080")),
+    show_default="$CATFLOW_HTTP_PORT or 8080",
+    help="Port of the HTTP API and pages.",
+)
+@click.option("--no-http", is_flag=True, help="Serve no HTTP API or pages (workers only).")
 @handle_errors
-def serve(workers: int | None) -> None:
-    """Run the dispatcher, the scheduler and a pool of workers until stopped (Ctrl-C)."""
+def serve(workers: int | None, host: str, port: int, no_http: bool) -> None:
+    """Run the dispatcher, the scheduler, the workers and the HTTP API until stopped (Ctrl-C)."""
     project = state().project()
     runner = Runner(project, workers=workers)
     stop = threading.Event()
@@ -215,12 +231,21 @@ def serve(workers: int | None) -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     where = safe_url(project.settings.database_url)
+    http = None
+    if not no_http:
+        http = start_http(project, host, port)
     click.echo(
         f"catflow serving {project.settings.project_dir} on {where}"
-        f" with {runner.workers} worker(s); Ctrl-C stops",
+        f" with {runner.workers} worker(s)"
+        + (f"; API and pages at {http.base_url} (OpenAPI: {http.base_url}/docs)" if http else "")
+        + "; Ctrl-C stops",
         err=True,
     )
-    runner.serve(stop)
+    try:
+        runner.serve(stop)
+    finally:
+        if http is not None:
+            http.stop()
 
 
 def main() -> None:

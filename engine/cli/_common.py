@@ -14,6 +14,7 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from engine.api import ThreadedServer, create_app
 from engine.catalogs import Cause
 from engine.config import load_settings
 from engine.errors import CatflowError
@@ -125,6 +126,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
 def safe_url(url: str) -> str:
     """A database URL without its password, for people to read."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def start_http(project: Project, host: str, port: int) -> ThreadedServer:
+    """The HTTP API and pages of ``project``, served from a background thread."""
+    try:
+        return ThreadedServer(create_app(project), host, port).start()
+    except OSError as exc:
+        raise CatflowError(
+            f"the HTTP API cannot listen on {host}:{port} ({exc.strerror}); "
+            "pass --port, or --no-http"
+        ) from None
 
 
 def record_ref(raw: str) -> tuple[str, int]:

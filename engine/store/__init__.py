@@ -3,6 +3,7 @@
 from ._db import Database
 from ._migrate import current_revision, head_revision, migrate
 from ._models import (
+    ApiTokenRow,
     Base,
     CatalogRow,
     ConnectionRow,
@@ -17,6 +18,7 @@ from ._models import (
 from ._types import utcnow
 
 __all__ = [
+    "ApiTokenRow",
     "Base",
     "CatalogRow",
     "ConnectionRow",

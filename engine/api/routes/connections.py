@@ -1,0 +1,7 @@
+"""/api/connections"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["connections"])

@@ -1,0 +1,7 @@
+"""/api/records"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["records"])
