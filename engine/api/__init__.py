@@ -10,9 +10,9 @@ from fastapi import FastAPI
 
 from engine import __version__
 from engine.runtime import Project
+from engine.serving import ThreadedServer
 
 from . import _errors
-from ._server import ThreadedServer
 from .routes import (
     catalogs,
     connections,

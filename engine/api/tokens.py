@@ -128,6 +128,17 @@ def revoke_token(session: Session, name: str) -> TokenView:
     return TokenView.of(row)
 
 
+def rotate_token(
+    session: Session, role: str, name: str, created_by: str | None = None
+) -> tuple[str, TokenView]:
+    """A fresh token under ``name``: the one held before (if any) stops working."""
+    old = session.scalar(select(ApiTokenRow).where(ApiTokenRow.name == name))
+    if old is not None:
+        session.delete(old)
+        session.flush()
+    return create_token(session, role, name, created_by)
+
+
 def authenticate(session: Session, token: str) -> Principal | None:
     """The principal a token stands for; None for an unknown or revoked token."""
     if not token.startswith(PREFIX):

@@ -21,6 +21,8 @@ from urllib.parse import quote
 import click
 import requests
 
+from engine.api import ThreadedServer
+from engine.api.tokens import rotate_token
 from engine.catalogs import Cause
 from engine.components.outbound import OutboundPolicy
 from engine.config import load_settings
@@ -34,7 +36,7 @@ from engine.emulators.calendar import CalendarEmulator, Faults
 from engine.errors import CatflowError, NotFound
 from engine.runtime import InstanceFilter, Project, Runner, list_instances, open_project
 
-from ._common import handle_errors, safe_url, state
+from ._common import handle_errors, safe_url, start_http, state
 
 CONNECTION = "google"
 ACCOUNT = "you@example.com"  # the emulator's user whose calendar the demo fills
@@ -60,6 +62,12 @@ def _step(text: str) -> None:
     "--port", default=8765, show_default=True, help="Port of the Calendar emulator (loopback)."
 )
 @click.option("--workers", type=int, help="Worker threads (default: $CATFLOW_WORKERS or 4).")
+@click.option(
+    "--http-port",
+    default=8080,
+    show_default=True,
+    help="Port of the HTTP API and pages (loopback); 0 picks a free one.",
+)
 @click.option("--no-tour", is_flag=True, help="Set everything up and serve, without the tour.")
 @click.option("--exit-after-tour", is_flag=True, help="Stop after the tour instead of serving on.")
 @click.option(
@@ -70,7 +78,12 @@ def _step(text: str) -> None:
 )
 @handle_errors
 def demo(
-    port: int, workers: int | None, no_tour: bool, exit_after_tour: bool, timeout: int
+    port: int,
+    http_port: int,
+    workers: int | None,
+    no_tour: bool,
+    exit_after_tour: bool,
+    timeout: int,
 ) -> None:
     """The meetings job on the embedded defaults: emulator, engine, connection, tour.
 
@@ -96,6 +109,7 @@ def demo(
     stop = threading.Event()
     project: Project | None = None
     serving: threading.Thread | None = None
+    http: ThreadedServer | None = None
     try:
         _step("Starting")
         project = open_project(settings)
@@ -108,14 +122,18 @@ def demo(
         serving = threading.Thread(target=runner.serve, args=(stop,), name="serve", daemon=True)
         serving.start()
         _say(f"engine:    serving with {runner.workers} worker(s)")
+        http = start_http(project, "127.0.0.1", http_port)
+        _say(f"pages:     {http.base_url}/  (API: {http.base_url}/docs)")
         _install_stop(stop)
         if not no_tour:
             _tour(project, emulator, stop, timeout)
         if not exit_after_tour and not stop.is_set():
-            _where_to_look(settings.project_dir, emulator)
+            _where_to_look(project, emulator, http)
             stop.wait()
     finally:
         stop.set()
+        if http is not None:
+            http.stop()
         if serving is not None:
             serving.join(timeout=30)
         if project is not None:
@@ -301,8 +319,13 @@ def _show_event(event: dict[str, Any], record: dict[str, Any]) -> None:
     )
 
 
-def _where_to_look(project_dir: Any, emulator: CalendarEmulator) -> None:
+def _where_to_look(project: Project, emulator: CalendarEmulator, http: ThreadedServer) -> None:
     _step("Serving; Ctrl-C stops everything")
+    with project.db.session() as s:
+        # Made afresh each run (the last run's stops working): shown once, here.
+        token, view = rotate_token(s, "admin", "demo-admin", created_by="catflow demo")
+    _say(f"Pages: {http.base_url}/  — sign in with this {view.role} token (valid until the")
+    _say(f"next `make run`; make your own with `catflow tokens create --role R`):\n  {token}")
     _say("Try, in another terminal (same folder):")
     _say(
         "  .venv/bin/catflow records create meetings --data "
@@ -313,4 +336,4 @@ def _where_to_look(project_dir: Any, emulator: CalendarEmulator) -> None:
     _say("  .venv/bin/catflow instances show ID        # step log, outbound calls, incidents")
     _say("  .venv/bin/catflow incidents list")
     _say(f"The emulator's request log: {emulator.base_url}/_emulator/requests")
-    _say(f"Project folder: {project_dir}")
+    _say(f"Project folder: {project.settings.project_dir}")

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import requests
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -45,7 +47,7 @@ def _demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_tour_runs_on_a_fresh_project_and_again(tmp_path: Path) -> None:
     root, port = _project(tmp_path), str(_free_port())
-    first = _demo(root, "--exit-after-tour", "--port", port)
+    first = _demo(root, "--exit-after-tour", "--port", port, "--http-port", "0")
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
     assert "connection 'google': authorised as you@example.com" in out
@@ -60,7 +62,7 @@ def test_the_tour_runs_on_a_fresh_project_and_again(tmp_path: Path) -> None:
         root / ".catflow" / "calendar-emulator.json"
     ).exists()
 
-    second = _demo(root, "--exit-after-tour", "--port", port)
+    second = _demo(root, "--exit-after-tour", "--port", port, "--http-port", "0")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "authorised (kept from the last run)" in second.stdout
     assert "employees: already there" in second.stdout
@@ -77,7 +79,10 @@ def test_the_tour_runs_on_a_fresh_project_and_again(tmp_path: Path) -> None:
 def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
     root, port = _project(tmp_path), _free_port()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "engine", "demo", "--no-tour", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "engine", "demo", "--no-tour"),
+            *("--port", str(port), "--http-port", "0"),
+        ],
         env=_env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -92,6 +97,19 @@ def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
             if "Ctrl-C stops everything" in line or time.monotonic() > deadline:
                 break
         assert any("Ctrl-C stops everything" in line for line in seen), "".join(seen)
+        pages = next(line.split()[1] for line in seen if line.startswith("pages:"))
+        for line in demo.stdout:  # the sign-in token comes right after
+            seen.append(line)
+            if line.strip().startswith("cf_"):
+                token = line.strip()
+                break
+        answer = requests.get(
+            pages.rstrip("/") + "/api/catalogs",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        assert {c["name"] for c in answer.json()} == {"employees", "meetings", "team_calendars"}
         demo.send_signal(signal.SIGINT)
         rest, _ = demo.communicate(timeout=30)
     finally:

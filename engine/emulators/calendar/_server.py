@@ -1,15 +1,13 @@
-"""Run the emulator with uvicorn in a background thread (tests, the CLI)."""
+"""The emulator as a server on loopback, run from a background thread (tests, the CLI)."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypedDict
 
-import uvicorn
+from engine.serving import ThreadedServer
 
 from . import _oauth
 from ._app import DEFAULT_TOKEN_LIFETIME_S, Core, create_app
@@ -55,60 +53,35 @@ class CalendarEmulator:
         self.state.load()
         self.core = Core(self.state, FaultInjector(faults or Faults(), clock), token_lifetime)
         self.app = create_app(self.core)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http: ThreadedServer | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float = 10.0) -> CalendarEmulator:
-        if self._thread is not None:
+        if self._http is not None:
             raise RuntimeError("the emulator is already running")
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._http = ThreadedServer(self.app, self.host, self._requested_port)
         try:
-            sock.bind((self.host, self._requested_port))
+            self._http.start(timeout)
+        except RuntimeError:
+            self._http = None
+            raise RuntimeError("the calendar emulator did not start") from None
         except OSError:
-            sock.close()
+            self._http = None
             raise
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self.app,
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="calendar-emulator", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("the calendar emulator did not start")
-            time.sleep(0.01)
+        self.port = self._http.port
         return self
 
     def stop(self) -> None:
         """Stop serving (idempotent) and write the state file, if any."""
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._http is not None:
+            self._http.stop()
+        self._http = None
         self.state.save()
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._http is not None and self._http.running
 
     def __enter__(self) -> CalendarEmulator:
         return self.start()
