@@ -26,6 +26,9 @@ from engine.bpmn import ProcessRun, TaskInfo, validate_file  # noqa: E402
 from engine.components import OPERATORS  # noqa: E402
 from engine.sandbox import execute, pool, run_limited  # noqa: E402
 
+sys.path.insert(0, str(ROOT))
+from e2e import bench_e2e_sqlite  # noqa: E402
+
 # A script shaped like the meetings job's: list work, de-duplication, a date sum.
 SCRIPT = """invited = [p['email'] for p in people if p['active'] and p['email']]
 attendees = unique(invited + extra, ignore_case=True)
@@ -138,7 +141,10 @@ def bench_sandbox(quick: bool) -> dict[str, float]:
     return figures
 
 
-CASES: dict[str, Callable[[bool], dict[str, float]]] = {"sandbox": bench_sandbox}
+CASES: dict[str, Callable[[bool], dict[str, float]]] = {
+    "sandbox": bench_sandbox,
+    "e2e_sqlite": bench_e2e_sqlite,
+}
 
 
 def main() -> None:

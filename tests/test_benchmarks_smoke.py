@@ -20,7 +20,12 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads((tmp_path / "latest.json").read_text())["figures"]
-    assert {"sandbox_ms_per_script_task", "sandbox_pool_us_per_script"} <= set(figures)
+    assert {
+        "sandbox_ms_per_script_task",
+        "sandbox_pool_us_per_script",
+        "e2e_sqlite_meetings_per_s",
+        "e2e_sqlite_latency_ms_p99",
+    } <= set(figures)
     assert all(isinstance(v, float) for v in figures.values())
     assert "sandbox_ms_per_script_task" in result.stdout
     assert "| sandbox_ms_per_script_task |" in (tmp_path / "latest.md").read_text()
