@@ -30,7 +30,10 @@ class ThreadedServer:
         return f"http://{host}:{self.port}"
 
     def start(self, timeout: float = 10.0) -> ThreadedServer:
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        # IPPROTO_TCP spelled out: asyncio turns Nagle off only on sockets whose protocol
+        # says TCP; with protocol 0 every keep-alive request waits ~40 ms for delayed ACKs.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.requested_port))

@@ -9,6 +9,7 @@ replaced; the others carry on serving.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import pickle
@@ -235,6 +236,15 @@ def pool() -> SandboxPool:
             size = int(os.environ.get("CATFLOW_SANDBOX_PROCESSES") or 2)
             _pool = SandboxPool(size)
         return _pool
+
+
+def _close_at_exit() -> None:
+    """Stop this process's idle sandbox children before the interpreter goes."""
+    if _pool is not None and _pool._pid == os.getpid():
+        _pool.close()
+
+
+atexit.register(_close_at_exit)
 
 
 def run_limited(
