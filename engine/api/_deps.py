@@ -21,7 +21,12 @@ def project_of(request: Request) -> Project:
 
 
 def db_session(project: Annotated[Project, Depends(project_of)]) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, else rolled back."""
+    """One transaction per request: committed when the route returns, else rolled back.
+
+    Used with function scope (``Db``): FastAPI ends request-scoped dependencies only
+    after the response is sent, so a client could read before the write it was told
+    about commits, and a failing commit would follow a 2xx.
+    """
     with project.db.session() as session:
         yield session
 
@@ -74,5 +79,5 @@ Editor = Annotated[Principal, Depends(require("editor"))]
 Designer = Annotated[Principal, Depends(require("designer"))]
 Operator = Annotated[Principal, Depends(require("operator"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
-Db = Annotated[Session, Depends(db_session)]
+Db = Annotated[Session, Depends(db_session, scope="function")]
 ProjectDep = Annotated[Project, Depends(project_of)]
