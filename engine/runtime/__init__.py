@@ -10,7 +10,7 @@ from ._definitions import (
     latest_version,
     list_processes,
 )
-from ._executor import Executor, LeaseLost
+from ._executor import Executor, LeaseLost, due_now
 from ._instances import (
     InstanceFilter,
     blocking_predecessor,
@@ -48,6 +48,7 @@ __all__ = [
     "deploy",
     "deploy_paths",
     "deployed_process_ids",
+    "due_now",
     "get_instance",
     "instance_detail",
     "instance_summary",

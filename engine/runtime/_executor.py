@@ -18,21 +18,48 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from engine import metrics
 from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
 from engine.catalogs import Cause, RecordService
 from engine.components import OPERATORS, OperatorContext
 from engine.components.outbound import HttpClient
 from engine.errors import CatflowError, NotFound
 from engine.sandbox import Limits
-from engine.store import Database, IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
+from engine.store import (
+    Database,
+    IncidentRow,
+    InstanceRow,
+    OutboxEvent,
+    ProcessVersionRow,
+    StepRow,
+    utcnow,
+)
 
 from . import _states as S
 from ._instances import limits_of
 
 log = logging.getLogger("catflow.executor")
+
+
+def due_now() -> ColumnElement[bool]:
+    """What makes an instance one a worker could take now: runnable, due, not leased,
+    and not queued behind an earlier instance of the same record."""
+    now = utcnow()
+    earlier = aliased(InstanceRow)
+    blocked = exists().where(
+        earlier.serial_key == InstanceRow.serial_key,
+        earlier.id < InstanceRow.id,
+        earlier.state.in_(S.BLOCKING_STATES),
+    )
+    return and_(
+        InstanceRow.state.in_(S.RUNNABLE_STATES),
+        InstanceRow.due_at <= now,
+        or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
+        or_(InstanceRow.state != S.QUEUED, InstanceRow.serial_key.is_(None), ~blocked),
+    )
 
 
 class LeaseLost(Exception):
@@ -141,6 +168,8 @@ class _Steps:
     ) -> None:
         self.tasks_run += 1
         if task.is_element:
+            seconds = time.perf_counter() - self.started
+            metrics.observe_step(task.type, seconds)
             text = "\n".join([*self.notes, *([message] if message else [])]) or None
             self.pending.append(
                 StepRow(
@@ -151,7 +180,7 @@ class _Steps:
                     element_type=task.type,
                     outcome=outcome,
                     started_at=self.started_at or utcnow(),
-                    duration_ms=(time.perf_counter() - self.started) * 1000,
+                    duration_ms=seconds * 1000,
                     changed=_trim(changed) or None,
                     message=text,
                     worker=self.executor.worker_name,
@@ -265,21 +294,9 @@ class Executor:
 
     def due_instances(self, limit: int = 20) -> list[int]:
         """Instances a worker could run now, oldest due first."""
-        now = utcnow()
-        earlier = aliased(InstanceRow)
-        blocked = exists().where(
-            earlier.serial_key == InstanceRow.serial_key,
-            earlier.id < InstanceRow.id,
-            earlier.state.in_(S.BLOCKING_STATES),
-        )
         query = (
             select(InstanceRow.id)
-            .where(
-                InstanceRow.state.in_(S.RUNNABLE_STATES),
-                InstanceRow.due_at <= now,
-                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
-                or_(InstanceRow.state != S.QUEUED, InstanceRow.serial_key.is_(None), ~blocked),
-            )
+            .where(due_now())
             .order_by(InstanceRow.due_at, InstanceRow.id)
             .limit(limit)
         )
@@ -326,6 +343,7 @@ class Executor:
 
     def run_instance(self, instance_id: int) -> str | None:
         """Claim and advance one instance; its new state, or None if it was not ours to run."""
+        trigger_to_start: float | None = None  # observed once the start has committed
         with self.db.session() as session:
             if not self.claim(session, instance_id):
                 return None
@@ -336,6 +354,12 @@ class Executor:
             if row.state == S.QUEUED:
                 row.started_at = utcnow()
                 row.state = S.RUNNING
+                if row.event_id is not None:
+                    changed_at = session.scalar(
+                        select(OutboxEvent.created_at).where(OutboxEvent.id == row.event_id)
+                    )
+                    if changed_at is not None:
+                        trigger_to_start = (row.started_at - changed_at).total_seconds()
             row.runs += 1
             process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
             limits = limits_of(version)
@@ -345,6 +369,8 @@ class Executor:
                 else None
             )
             on_incident = (version.options or {}).get("record_on_incident")
+        if trigger_to_start is not None:
+            metrics.observe_trigger_to_start(trigger_to_start)
         steps = _Steps(self, instance_id, process_id, record=record, on_incident=on_incident)
         self._hold(instance_id)
         try:
@@ -464,6 +490,8 @@ class Executor:
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps
     ) -> None:
         task = failure.task
+        if task is not None:
+            metrics.observe_step(task.type, time.perf_counter() - steps.started)
         session.add(
             StepRow(
                 instance_id=instance_id,

@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from engine import metrics
 from engine.errors import CatflowError, RetryLater
 
 from ._policy import OutboundPolicy
@@ -282,6 +283,7 @@ class HttpClient:
             secrets = [token] if token else []
             exchange = _exchange(call, method, url, headers, response, error, at, started, secrets)
             exchange["attempt"] = attempts
+            metrics.observe_outbound(response.status_code if response is not None else None)
 
             if response is not None and response.status_code == 401 and token and not refreshed:
                 assert self.credentials is not None and call.connection is not None
