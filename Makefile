@@ -4,13 +4,20 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/catflow_test
+UI_VENDOR := engine/ui/static/vendor
+UI_SOURCES := $(wildcard engine/ui/assets/*)
+CHROMIUM := /usr/bin/chromium
+# The browser tests drive Debian's Chromium; Playwright never downloads one of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
-.PHONY: run test bench lint typecheck services clean help
+.PHONY: run test bench lint typecheck services ui-assets chromium clean help
 
 help:
-	@echo "make run   - create .venv if needed, install, and serve the project on SQLite"
+	@echo "make run   - create .venv if needed, install, and run the meetings job on SQLite"
+	@echo "             (Calendar emulator, engine, API and pages on 127.0.0.1:8080; Ctrl-C stops)"
 	@echo "make test  - install test tools, check lint and types, run the whole suite"
 	@echo "make bench - run the benchmarks; figures in benchmarks/results/latest.{json,md}"
+	@echo "make ui-assets - bundle the pages' diagram viewer (npm ci + esbuild; run/test do it)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +31,31 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+# The diagram viewer of the pages: bpmn-js and bpmn-auto-layout, bundled with esbuild
+# (versions pinned in package-lock.json). npm runs again only when the lock file
+# changed, esbuild only when the lock or the sources did; no install scripts run.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is missing; trying apt-get install npm"; apt-get install -y npm; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+$(UI_VENDOR)/.built: node_modules/.installed $(UI_SOURCES)
+	node engine/ui/assets/build.mjs
+	touch $@
+
+ui-assets: $(UI_VENDOR)/.built
+
+# Debian's Chromium for the browser tests (we run as root there); without it those
+# tests skip, loudly.
+chromium:
+	@if [ ! -x $(CHROMIUM) ]; then \
+	  echo "$(CHROMIUM) is missing; installing Debian's chromium"; \
+	  apt-get install -y chromium >/dev/null 2>&1 \
+	    || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; } \
+	    || echo "WARNING: chromium could not be installed; the browser tests (tests/ui) will be SKIPPED"; \
+	fi
+
+run: $(VENV)/.installed ui-assets
 	$(BIN)/catflow demo
 
 # PostgreSQL, Redis and RabbitMQ run on the development and CI machines; start
@@ -48,7 +79,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --strict engine
 
-test: $(VENV)/.installed-test services lint typecheck
+test: $(VENV)/.installed-test services ui-assets chromium lint typecheck
 	CATFLOW_TEST_PG_URL=$(PG_TEST_URL) $(BIN)/pytest
 
 # Figures come from here, never from timed tests; `make test` only smoke-runs it.
@@ -56,4 +87,4 @@ bench: $(VENV)/.installed-test services
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) catflow.db catflow.db-wal catflow.db-shm
+	rm -rf $(VENV) catflow.db catflow.db-wal catflow.db-shm node_modules $(UI_VENDOR) test-results
