@@ -215,11 +215,17 @@ def run_once() -> None:
     help="Port of the HTTP API and pages.",
 )
 @click.option("--no-http", is_flag=True, help="Serve no HTTP API or pages (workers only).")
+@click.option(
+    "--no-workers",
+    is_flag=True,
+    help="Run no workers here: publish due instances to the Celery broker "
+    "($CATFLOW_BROKER_URL) for `catflow worker` processes.",
+)
 @handle_errors
-def serve(workers: int | None, host: str, port: int, no_http: bool) -> None:
+def serve(workers: int | None, host: str, port: int, no_http: bool, no_workers: bool) -> None:
     """Run the dispatcher, the scheduler, the workers and the HTTP API until stopped (Ctrl-C)."""
     project = state().project()
-    runner = Runner(project, workers=workers)
+    runner = Runner(project, workers=0 if no_workers else workers)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -236,7 +242,11 @@ def serve(workers: int | None, host: str, port: int, no_http: bool) -> None:
         http = start_http(project, host, port)
     click.echo(
         f"catflow serving {project.settings.project_dir} on {where}"
-        f" with {runner.workers} worker(s)"
+        + (
+            f" with {runner.workers} worker(s)"
+            if runner.workers
+            else f" with Celery workers via {_safe_broker(project.settings.broker_url)}"
+        )
         + (f"; API and pages at {http.base_url} (OpenAPI: {http.base_url}/docs)" if http else "")
         + "; Ctrl-C stops",
         err=True,
@@ -246,6 +256,40 @@ def serve(workers: int | None, host: str, port: int, no_http: bool) -> None:
     finally:
         if http is not None:
             http.stop()
+
+
+def _safe_broker(url: str) -> str:
+    return safe_url(url) if "://" in url else url
+
+
+@cli.command("worker")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=lambda: int(os.environ.get("CATFLOW_WORKERS", "4")),
+    show_default="$CATFLOW_WORKERS or 4",
+    help="Worker processes of this Celery worker.",
+)
+@handle_errors
+def worker(concurrency: int) -> None:
+    """Run a Celery worker: take instance ids from the broker and run them (Ctrl-C stops).
+
+    The broker is $CATFLOW_BROKER_URL (Redis by default, redis://127.0.0.1:6379/0; a
+    RabbitMQ amqp:// URL works too); the store is $CATFLOW_DATABASE_URL, which must be
+    the PostgreSQL database `catflow serve --no-workers` uses. Start as many as you like,
+    on as many machines.
+    """
+    from engine.runtime import run_worker
+
+    project = state().project()  # migrates and checks the project before serving
+    settings = project.settings
+    project.close()
+    click.echo(
+        f"catflow worker on {safe_url(settings.database_url)} via "
+        f"{_safe_broker(settings.broker_url)}, {concurrency} process(es); Ctrl-C stops",
+        err=True,
+    )
+    run_worker(settings, concurrency)
 
 
 def main() -> None:

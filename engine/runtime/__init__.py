@@ -1,6 +1,7 @@
 """Process definitions, instances, leases, the scheduler of due work, and workers."""
 
 from . import _states as states
+from ._celery import run_worker
 from ._definitions import (
     DeployResult,
     ProcessSummary,
@@ -60,6 +61,7 @@ __all__ = [
     "resume",
     "resume_after_authorization",
     "retry",
+    "run_worker",
     "skip",
     "start_for_event",
     "start_process",

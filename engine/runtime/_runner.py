@@ -1,4 +1,10 @@
-"""The embedded runner: dispatcher, scheduler and a pool of workers in one process."""
+"""The runner: the dispatcher, the scheduler and (embedded) a pool of worker threads.
+
+With ``workers=0`` the runner runs no workers of its own: its scheduler publishes the
+ids of due instances to the Celery broker instead (``catflow serve --no-workers``),
+for ``catflow worker`` processes to run. On PostgreSQL exactly one dispatcher and
+one scheduler are active across all processes; the others stand by (``Leadership``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from dataclasses import dataclass, field
 from engine.events import dispatch_pending
 
 from ._executor import Executor
+from ._leader import Leadership
 from ._project import Project, start_for_event
 
 log = logging.getLogger("catflow.runner")
@@ -35,6 +42,8 @@ class Runner:
             project.http,
         )
         self._wake = threading.Event()
+        self.dispatcher_lead = Leadership(project.db, "dispatcher")
+        self.scheduler_lead = Leadership(project.db, "scheduler")
 
     def dispatch(self) -> tuple[int, int]:
         report = dispatch_pending(self.project.db, self.project.catalogs, start_for_event)
@@ -64,6 +73,10 @@ class Runner:
             threading.Thread(target=self._worker_loop, args=(stop,), name=f"worker-{i + 1}")
             for i in range(self.workers)
         ]
+        if not self.workers:
+            threads.append(
+                threading.Thread(target=self._scheduler_loop, args=(stop,), name="scheduler")
+            )
         for thread in threads:
             thread.start()
         log.info("serving", extra={"workers": self.workers, "worker": self.executor.worker_name})
@@ -71,12 +84,17 @@ class Runner:
         self._wake.set()
         for thread in threads:
             thread.join()
+        self.dispatcher_lead.release()
+        self.scheduler_lead.release()
         log.info("stopped")
 
     def _dispatcher_loop(self, stop: threading.Event) -> None:
         interval = self.project.settings.poll_interval
         while not stop.is_set():
             try:
+                if not self.dispatcher_lead.held():  # another process dispatches
+                    stop.wait(max(1.0, interval))
+                    continue
                 events, created = self.dispatch()
             except Exception:
                 log.exception("dispatcher failed; retrying")
@@ -104,3 +122,23 @@ class Runner:
             if not ran:
                 self._wake.wait(interval)
                 self._wake.clear()
+
+    def _scheduler_loop(self, stop: threading.Event) -> None:
+        """Publish due instances to the broker (Celery mode); re-publish what stays due."""
+        from ._celery import Publisher, make_app  # only when Celery workers are used
+
+        settings = self.project.settings
+        publisher = Publisher(make_app(settings), republish_after=settings.lease_seconds)
+        interval = settings.poll_interval
+        while not stop.is_set():
+            try:
+                if not self.scheduler_lead.held():
+                    stop.wait(max(1.0, interval))
+                    continue
+                due = self.executor.due_instances(limit=500)
+                publisher.publish(due)
+            except Exception:
+                log.exception("scheduler failed; retrying")
+                stop.wait(min(5.0, interval * 10))
+                continue
+            stop.wait(interval)
