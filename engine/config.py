@@ -58,7 +58,7 @@ class Settings:
     http_backoff_base: float = 0.5
     http_backoff_max: float = 60.0
     http_max_inline_wait: float = 5.0
-    connection_rate_per_minute: int = 540
+    connection_rate_per_minute: int = 580
     # The Celery broker of `catflow worker` and `catflow serve --no-workers`.
     broker_url: str = "redis://127.0.0.1:6379/0"
 
@@ -106,6 +106,6 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
         http_backoff_base=_number("CATFLOW_HTTP_BACKOFF_BASE", 0.5),
         http_backoff_max=_number("CATFLOW_HTTP_BACKOFF_MAX", 60.0),
         http_max_inline_wait=_number("CATFLOW_HTTP_MAX_INLINE_WAIT", 5.0),
-        connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 540),
+        connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 580),
         broker_url=os.environ.get("CATFLOW_BROKER_URL") or "redis://127.0.0.1:6379/0",
     )
