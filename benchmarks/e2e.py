@@ -1,160 +1,388 @@
-"""End to end on SQLite: the shipped meetings job against the emulator in its own process.
+"""End-to-end cases: the shipped meetings job against the emulator in its own process.
 
 A meeting is a record write, its trigger, an instance, the employee look-up, one
-Calendar call and the write-back. Clients run a closed loop: each creates a meeting,
-waits until its event id is written back, and creates the next.
+Calendar call and the write-back.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
+import os
 import shutil
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+import redis
 import requests
+from rig import REPO, Rig, cpu_seconds, latency_figures
+from sqlalchemy import create_engine, func, insert, select, text
 
 from engine.catalogs import Cause
-from engine.components.outbound import OutboundPolicy
 from engine.config import load_settings
-from engine.connections import add_connection, authorize_by_auto_consent, load_box
-from engine.emulators.calendar import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
 from engine.runtime import Runner, open_project
+from engine.store import InstanceRow, OutboxEvent, ProcessVersionRow
 
-REPO = Path(__file__).resolve().parents[1]
-WHO = Cause.person("bench")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _emulator(port: int) -> subprocess.Popen[bytes]:
-    """The Calendar emulator as its own process, at zero latency, without quotas."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "engine",
-            "emulator",
-            "calendar",
-            "--port",
-            str(port),
-            "--user-quota",
-            "0",
-            "--token-lifetime",
-            "3600",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_emulator/faults", timeout=1)
-            return process
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError("the emulator did not start")
+PG_URL = os.environ.get(
+    "CATFLOW_BENCH_PG_URL",
+    os.environ.get(
+        "CATFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/catflow_test"
+    ),
+)
+BROKER = os.environ.get("CATFLOW_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+def _sqlite_bytes(rig: Rig) -> int:
+    with rig.project.db.engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar() or 0
+        free = conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0
+        size = conn.exec_driver_sql("PRAGMA page_size").scalar() or 0
+    return int((pages - free) * size)
+
+
+def _completed(rig: Rig) -> int:
+    with rig.project.db.session() as s:
+        return int(s.scalar(select(func.count()).where(InstanceRow.state == "completed")) or 0)
 
 
 def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
-    meetings = 12 if quick else 400
-    clients = 4 if quick else 16
-    port = _free_port()
-    emulator = _emulator(port)
-    folder = Path(tempfile.mkdtemp(prefix="catflow-bench-"))
+    """Closed loop, then an open loop at 100 meetings/s; CPU and bytes per meeting."""
+    meetings, clients = (12, 4) if quick else (400, 16)
+    offered = 20 if quick else 300
+    rig = Rig()
     try:
-        for part in ("catalogs", "processes"):
-            shutil.copytree(REPO / part, folder / part)
-        base = load_settings(folder)
-        settings = dataclasses.replace(base, outbound_allow=(f"127.0.0.1:{port}",))
-        project = open_project(settings)
-        box = load_box(settings.secret_key_file)
-        with project.db.session() as s:
-            add_connection(
-                s,
-                box,
-                name="google",
-                provider="google",
-                client_id=DEFAULT_CLIENT_ID,
-                client_secret=DEFAULT_CLIENT_SECRET,
-                auth_url=f"http://127.0.0.1:{port}/o/oauth2/v2/auth",
-                token_url=f"http://127.0.0.1:{port}/token",
-                api_url=f"http://127.0.0.1:{port}",
-            )
-        authorize_by_auto_consent(
-            project.db, box, OutboundPolicy.from_settings(settings), "google", "bench@example.com"
-        )
-        with project.db.session() as s:
-            people = [
-                project.records.create(
-                    s, "employees", {"name": f"P{i}", "email": f"p{i}@example.com"}, WHO
-                ).id
-                for i in range(20)
-            ]
-        stop = threading.Event()
-        runner = Runner(project)
-        serving = threading.Thread(target=runner.serve, args=(stop,), daemon=True)
-        serving.start()
-        latencies: list[float] = []
-        lock = threading.Lock()
-        remaining = [meetings]
-
-        def client(n: int) -> None:
-            while True:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
-                data: dict[str, Any] = {
-                    "title": f"Bench {n}",
-                    "starts_at": "2030-01-01T10:00:00Z",
-                    "participants": people[n % 17 : n % 17 + 3],
-                }
-                committed = time.perf_counter()
-                with project.db.session() as s:
-                    rid = project.records.create(s, "meetings", data, WHO).id
-                while True:
-                    with project.db.session() as s:
-                        if project.records.get(s, "meetings", rid).data.get("calendar_event_id"):
-                            break
-                    time.sleep(0.002)
-                with lock:
-                    latencies.append(time.perf_counter() - committed)
-
-        started = time.perf_counter()
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - started
-        stop.set()
-        serving.join(timeout=30)
-        project.close()
-        return {
+        rig.serve()
+        emulator = psutil.Process(rig.emulator.pid)
+        bytes_before, done_before = _sqlite_bytes(rig), _completed(rig)
+        cpu_before = cpu_seconds() - sum(emulator.cpu_times()[:2])
+        elapsed, latencies = rig.closed_loop(meetings, clients)
+        rig.wait_idle()
+        cpu = cpu_seconds() - sum(emulator.cpu_times()[:2]) - cpu_before
+        completed = _completed(rig) - done_before
+        stored = _sqlite_bytes(rig) - bytes_before
+        figures = {
             "e2e_sqlite_meetings_per_s": meetings / elapsed,
-            "e2e_sqlite_latency_ms_p50": statistics.median(latencies) * 1e3,
-            "e2e_sqlite_latency_ms_p95": _percentile(latencies, 0.95) * 1e3,
-            "e2e_sqlite_latency_ms_p99": _percentile(latencies, 0.99) * 1e3,
+            **latency_figures("e2e_sqlite_latency_ms", latencies),
+            "cpu_ms_per_meeting": cpu / meetings * 1e3,
+            "db_bytes_per_completed_instance": stored / max(1, completed),
+        }
+        at_100 = rig.open_loop(100.0, offered)
+        figures.update(
+            {
+                k: v
+                for k, v in latency_figures("latency_ms_at_100_per_s", at_100).items()
+                if not k.endswith("p95")
+            }
+        )
+        return figures
+    finally:
+        rig.close()
+
+
+# -- the same process model, in memory ------------------------------------------------------
+
+
+def bench_raw_spiff(quick: bool) -> dict[str, float]:
+    """meeting_sync run by SpiffWorkflow alone: no storage, no HTTP, no sandbox."""
+    from lxml import etree
+    from SpiffWorkflow.bpmn import BpmnWorkflow
+    from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
+    from SpiffWorkflow.spiff.parser.process import SpiffBpmnParser
+
+    from engine.sandbox import HELPERS
+
+    parser = SpiffBpmnParser()
+    source = (REPO / "processes" / "meeting_sync.bpmn").read_bytes()
+    parser.add_bpmn_xml(etree.fromstring(source), filename="meeting_sync.bpmn")
+    spec = parser.get_spec("meeting_sync")
+    meeting = {
+        "id": 1,
+        "title": "Bench",
+        "agenda": None,
+        "starts_at": "2030-01-01T10:00:00Z",
+        "ends_at": None,
+        "all_day": False,
+        "time_zone": "UTC",
+        "participants": [1, 2, 3],
+        "extra_participants": [],
+        "calendar_id": "primary",
+        "team_calendar": None,
+        "send_updates": "all",
+        "create_meet_link": False,
+        "reminders": None,
+        "attendees": None,
+        "calendar_event_id": None,
+        "event_calendar_id": None,
+        "meeting_url": None,
+        "sync_status": None,
+        "sync_error": None,
+    }
+    people = [
+        {"id": i, "name": f"P{i}", "email": f"p{i}@example.com", "active": True} for i in (1, 2, 3)
+    ]
+    answers = {
+        "records.get": meeting,
+        "records.find": people,
+        "google_calendar.events.insert": {"id": "abcdefgh0123", "status": "confirmed"},
+        "records.update": meeting,
+    }
+
+    class Stubbed(PythonScriptEngine):  # type: ignore[misc]
+        def call_service(self, task: Any, operation_name: str, operation_params: Any) -> str:
+            if operation_name == "records.find" and "team_calendars" in str(operation_params):
+                return "[]"
+            return json.dumps(answers[operation_name])
+
+    engine = Stubbed(environment=TaskDataEnvironment(dict(HELPERS)))
+    runs = 50 if quick else 2000
+
+    def once() -> None:
+        workflow = BpmnWorkflow(spec, script_engine=engine)
+        workflow.get_tasks()[0].data.update({"record": meeting, "default_duration_minutes": 60})
+        workflow.do_engine_steps()
+        assert workflow.completed, "the model did not complete in memory"
+
+    once()
+    started = time.perf_counter()
+    for _ in range(runs):
+        once()
+    return {"raw_spiff_instances_per_s": runs / (time.perf_counter() - started)}
+
+
+# -- PostgreSQL and Celery workers ----------------------------------------------------------
+
+
+def _pg_schema_url() -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in PG_URL else "?"
+    return schema, f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(schema: str) -> None:
+    engine = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def bench_pg_celery(quick: bool) -> dict[str, float]:
+    """Throughput with one and with two Celery workers (one process each)."""
+    try:
+        redis.Redis.from_url(BROKER, socket_timeout=2).ping()
+        probe = create_engine(PG_URL)
+        probe.connect().close()
+        probe.dispose()
+    except Exception as exc:  # a service missing: say so, and the summary says "not run"
+        print(f"  pg_celery NOT RUN: PostgreSQL or Redis unavailable: {exc}", file=sys.stderr)
+        return {}
+    figures: dict[str, float] = {}
+    meetings, clients = (8, 4) if quick else (200, 16)
+    for workers in (1, 2):
+        schema, url = _pg_schema_url()
+        rig = Rig(database_url=url)
+        env = {**rig.env(), "CATFLOW_BROKER_URL": BROKER, "CATFLOW_POLL_INTERVAL": "0.05"}
+        env["CATFLOW_SECRET_KEY"] = ""  # the key file of the rig's project folder is used
+        fleet = [
+            subprocess.Popen(
+                [sys.executable, "-m", "engine", "serve", "--no-workers", "--no-http"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        ] + [
+            subprocess.Popen(
+                [sys.executable, "-m", "engine", "worker", "--concurrency", "1"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(workers)
+        ]
+        try:
+            time.sleep(3)  # workers connect to the broker
+            elapsed, _ = rig.closed_loop(meetings, clients)
+            figures[f"e2e_pg_celery_{workers}w_meetings_per_s"] = meetings / elapsed
+        finally:
+            for process in fleet:
+                process.terminate()
+            for process in fleet:
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            rig.close()
+            _drop_schema(schema)
+    return figures
+
+
+# -- a store that has grown -------------------------------------------------------------------
+
+
+def _trigger_to_start_ms(rig: Rig, since: int) -> float:
+    with rig.project.db.session() as s:
+        rows = s.execute(
+            select(InstanceRow.started_at, OutboxEvent.created_at)
+            .join(OutboxEvent, OutboxEvent.id == InstanceRow.event_id)
+            .where(InstanceRow.id > since, InstanceRow.started_at.is_not(None))
+        ).all()
+    waits = [(started - created).total_seconds() for started, created in rows]
+    return sum(waits) / max(1, len(waits)) * 1e3
+
+
+def _max_instance(rig: Rig) -> int:
+    with rig.project.db.session() as s:
+        return int(s.scalar(select(func.max(InstanceRow.id))) or 0)
+
+
+def _add_completed(rig: Rig, count: int) -> None:
+    """Completed instances of meeting_sync, written directly (as years of work would)."""
+    with rig.project.db.session() as s:
+        version = s.scalar(
+            select(ProcessVersionRow.id).where(ProcessVersionRow.process_id == "meeting_sync")
+        )
+        now = datetime.now(UTC)
+        batch = [
+            {
+                "process_id": "meeting_sync",
+                "version_id": version,
+                "state": "completed",
+                "workflow": "{}",
+                "cause": {"kind": "bench"},
+                "runs": 1,
+                "created_at": now,
+                "started_at": now,
+                "updated_at": now,
+                "ended_at": now,
+                "record_catalog": "meetings",
+                "record_id": 10_000_000 + i,
+                "serial_key": f"meetings:{10_000_000 + i}",
+            }
+            for i in range(count)
+        ]
+    for start in range(0, count, 5000):
+        with rig.project.db.session() as s:
+            s.execute(insert(InstanceRow), batch[start : start + 5000])
+
+
+def bench_growth(quick: bool) -> dict[str, float]:
+    """Throughput and trigger-to-start latency with 0 and with 200,000 completed instances."""
+    meetings, clients, grown = (8, 4, 2000) if quick else (150, 16, 200_000)
+    rig = Rig()
+    try:
+        rig.serve()
+        since = _max_instance(rig)
+        elapsed, _ = rig.closed_loop(meetings, clients)
+        fresh_rate, fresh_wait = meetings / elapsed, _trigger_to_start_ms(rig, since)
+        _add_completed(rig, grown)
+        since = _max_instance(rig)
+        elapsed, _ = rig.closed_loop(meetings, clients)
+        grown_rate, grown_wait = meetings / elapsed, _trigger_to_start_ms(rig, since)
+        return {
+            "growth_meetings_per_s_at_0": fresh_rate,
+            "growth_meetings_per_s_at_200k": grown_rate,
+            "growth_trigger_to_start_ms_at_0": fresh_wait,
+            "growth_trigger_to_start_ms_at_200k": grown_wait,
+            "growth_throughput_loss_pct": (1 - grown_rate / fresh_rate) * 100,
         }
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        rig.close()
+
+
+# -- Google's pace ---------------------------------------------------------------------------
+
+
+def bench_pacing(quick: bool) -> dict[str, float]:
+    """The emulator enforces 600 requests/min per user; more is offered than that allows."""
+    seconds = 8 if quick else 90
+    rig = Rig(user_quota=600)
+    try:
+        rig.serve()
+        offered = int(seconds * 12)
+        started = time.time()
+        rig.open_loop(12.0, offered, timeout=5)
+        rig.wait_idle(timeout=seconds * 4)
+        log = requests.get(f"http://127.0.0.1:{rig.port}/_emulator/requests", timeout=30).json()[
+            "requests"
+        ]
+        inserts = [r for r in log if r["method"] == "POST" and r["path"].endswith("/events")]
+        ok = [r["time"] for r in inserts if r["status"] == 200]
+        throttled = [r for r in log if r["status"] in (403, 429)]
+        with rig.project.db.session() as s:
+            incidents = s.scalar(select(func.count()).where(InstanceRow.state == "incident"))
+        span = max(ok) - min(ok) if len(ok) > 1 else time.time() - started
+        return {
+            "pacing_events_per_s": len(ok) / span if span else 0.0,
+            "pacing_throttled_answers": float(len(throttled)),
+            "pacing_throttling_incidents": float(incidents or 0),
+        }
+    finally:
+        rig.close()
+
+
+# -- worker memory ---------------------------------------------------------------------------
+
+
+def bench_worker_rss(quick: bool) -> dict[str, float]:
+    """RSS of an embedded engine after 1,000 and after 10,000 instances of a small process."""
+
+    first, second = (100, 400) if quick else (1000, 10_000)
+    folder = Path(tempfile.mkdtemp(prefix="catflow-rss-"))
+    (folder / "catalogs").mkdir()
+    (folder / "processes").mkdir()
+    (folder / "catalogs" / "items.yaml").write_text(
+        "fields:\n  title: {type: text}\ntriggers:\n  - on: created\n    process: tally\n"
+    )
+    (folder / "processes" / "tally.bpmn").write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d" '
+        'targetNamespace="https://catflow.dev/bench"><bpmn:process id="tally" '
+        'isExecutable="true"><bpmn:startEvent id="start"/><bpmn:scriptTask id="s">'
+        "<bpmn:script>n = len(record['title'])</bpmn:script></bpmn:scriptTask>"
+        '<bpmn:endEvent id="end"/><bpmn:sequenceFlow id="a" sourceRef="start" targetRef="s"/>'
+        '<bpmn:sequenceFlow id="b" sourceRef="s" targetRef="end"/></bpmn:process>'
+        "</bpmn:definitions>"
+    )
+    project = open_project(load_settings(folder))
+    stop = threading.Event()
+    serving = threading.Thread(target=Runner(project).serve, args=(stop,), daemon=True)
+    serving.start()
+    me = psutil.Process()
+
+    def run_to(total: int) -> float:
+        with project.db.session() as s:
+            done = s.scalar(select(func.count()).select_from(InstanceRow)) or 0
+        for n in range(int(done), total):
+            with project.db.session() as s:
+                project.records.create(s, "items", {"title": f"t{n}"}, Cause.person("bench"))
+        while True:
+            with project.db.session() as s:
+                completed = (
+                    s.scalar(select(func.count()).where(InstanceRow.state == "completed")) or 0
+                )
+            if (completed or 0) >= total:
+                return me.memory_info().rss / 2**20
+            time.sleep(0.1)
+
+    try:
+        at_first, at_second = run_to(first), run_to(second)
+    finally:
+        stop.set()
+        serving.join(timeout=60)
+        project.close()
         shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "worker_rss_mb_after_1k": at_first,
+        "worker_rss_mb_after_10k": at_second,
+        "worker_rss_growth_pct": (at_second / at_first - 1) * 100,
+    }

@@ -27,7 +27,15 @@ from engine.components import OPERATORS  # noqa: E402
 from engine.sandbox import execute, pool, run_limited  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from e2e import bench_e2e_sqlite  # noqa: E402
+from e2e import (  # noqa: E402
+    bench_e2e_sqlite,
+    bench_growth,
+    bench_pacing,
+    bench_pg_celery,
+    bench_raw_spiff,
+    bench_worker_rss,
+)
+from targets import derived, summary  # noqa: E402
 
 # A script shaped like the meetings job's: list work, de-duplication, a date sum.
 SCRIPT = """invited = [p['email'] for p in people if p['active'] and p['email']]
@@ -144,6 +152,11 @@ def bench_sandbox(quick: bool) -> dict[str, float]:
 CASES: dict[str, Callable[[bool], dict[str, float]]] = {
     "sandbox": bench_sandbox,
     "e2e_sqlite": bench_e2e_sqlite,
+    "raw_spiff": bench_raw_spiff,
+    "pg_celery": bench_pg_celery,
+    "growth": bench_growth,
+    "pacing": bench_pacing,
+    "worker_rss": bench_worker_rss,
 }
 
 
@@ -167,21 +180,17 @@ def main() -> None:
     }
     for name in chosen:
         print(f"running {name}{' (quick)' if args.quick else ''} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
         results["figures"].update(CASES[name](args.quick))
+        print(f"  {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    results["figures"].update(derived(results["figures"]))
     width = max(len(k) for k in results["figures"])
     print(f"{'figure'.ljust(width)}  value")
     for key, value in results["figures"].items():
         print(f"{key.ljust(width)}  {value:12.3f}")
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    lines = [
-        "# Catflow benchmarks",
-        "",
-        f"Run {results['when']} on {results['machine']['platform']}",
-    ]
-    lines += ["", "| figure | value |", "|---|---:|"]
-    lines += [f"| {k} | {v:.3f} |" for k, v in results["figures"].items()]
-    (args.output / "latest.md").write_text("\n".join(lines) + "\n")
+    (args.output / "latest.md").write_text(summary(results))
     print(f"wrote {args.output / 'latest.json'} and latest.md", file=sys.stderr)
 
 

@@ -28,4 +28,6 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
     } <= set(figures)
     assert all(isinstance(v, float) for v in figures.values())
     assert "sandbox_ms_per_script_task" in result.stdout
-    assert "| sandbox_ms_per_script_task |" in (tmp_path / "latest.md").read_text()
+    summary = (tmp_path / "latest.md").read_text()
+    assert "| sandbox_ms_per_script_task |" in summary
+    assert "## Against the targets" in summary and "| e2e_sqlite_meetings_per_s |" in summary

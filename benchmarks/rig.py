@@ -1,0 +1,237 @@
+"""The test rig the end-to-end cases share: the shipped meetings job, a store, the
+Calendar emulator in its own process, a connection, employees — and load generators."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+from engine.catalogs import Cause
+from engine.components.outbound import OutboundPolicy
+from engine.config import Settings, load_settings
+from engine.connections import add_connection, authorize_by_auto_consent, load_box
+from engine.emulators.calendar import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET
+from engine.runtime import Project, Runner, open_project
+
+REPO = Path(__file__).resolve().parents[1]
+WHO = Cause.person("bench")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def latency_figures(prefix: str, seconds: list[float]) -> dict[str, float]:
+    return {
+        f"{prefix}_p50": statistics.median(seconds) * 1e3,
+        f"{prefix}_p95": percentile(seconds, 0.95) * 1e3,
+        f"{prefix}_p99": percentile(seconds, 0.99) * 1e3,
+    }
+
+
+def start_emulator(port: int, user_quota: int = 0) -> subprocess.Popen[bytes]:
+    """The Calendar emulator as its own process, at zero latency."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "engine", "emulator", "calendar", "--port", str(port)),
+            *("--user-quota", str(user_quota), "--token-lifetime", "3600"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_emulator/faults", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError("the emulator did not start")
+
+
+class Rig:
+    """The meetings job on a store of its own, connected to an emulator process."""
+
+    def __init__(self, database_url: str | None = None, user_quota: int = 0) -> None:
+        self.port = free_port()
+        self.emulator = start_emulator(self.port, user_quota)
+        self.folder = Path(tempfile.mkdtemp(prefix="catflow-bench-"))
+        for part in ("catalogs", "processes"):
+            shutil.copytree(REPO / part, self.folder / part)
+        base = load_settings(self.folder)
+        self.settings: Settings = dataclasses.replace(
+            base,
+            outbound_allow=(f"127.0.0.1:{self.port}",),
+            database_url=database_url or base.database_url,
+        )
+        self.project: Project = open_project(self.settings)
+        self._connect()
+        with self.project.db.session() as s:
+            self.people = [
+                self.project.records.create(
+                    s, "employees", {"name": f"P{i}", "email": f"p{i}@example.com"}, WHO
+                ).id
+                for i in range(20)
+            ]
+        self._stop = threading.Event()
+        self._serving: threading.Thread | None = None
+        self.runner: Runner | None = None
+
+    def _connect(self) -> None:
+        box = load_box(self.settings.secret_key_file)
+        with self.project.db.session() as s:
+            add_connection(
+                s,
+                box,
+                name="google",
+                provider="google",
+                client_id=DEFAULT_CLIENT_ID,
+                client_secret=DEFAULT_CLIENT_SECRET,
+                auth_url=f"http://127.0.0.1:{self.port}/o/oauth2/v2/auth",
+                token_url=f"http://127.0.0.1:{self.port}/token",
+                api_url=f"http://127.0.0.1:{self.port}",
+            )
+        policy = OutboundPolicy.from_settings(self.settings)
+        authorize_by_auto_consent(self.project.db, box, policy, "google", "bench@example.com")
+
+    def env(self) -> dict[str, str]:
+        """Environment for catflow processes working on this rig's project."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CATFLOW_")}
+        env.update(
+            CATFLOW_HOME=str(self.folder),
+            CATFLOW_DATABASE_URL=self.settings.database_url,
+            CATFLOW_OUTBOUND_ALLOW=f"127.0.0.1:{self.port}",
+        )
+        return env
+
+    def serve(self, workers: int | None = None) -> None:
+        """Run the engine in this process (the embedded runner)."""
+        self.runner = Runner(self.project, workers=workers)
+        self._serving = threading.Thread(target=self.runner.serve, args=(self._stop,), daemon=True)
+        self._serving.start()
+
+    def meeting(self, n: int) -> dict[str, Any]:
+        return {
+            "title": f"Bench {n}",
+            "starts_at": "2030-01-01T10:00:00Z",
+            "participants": self.people[n % 17 : n % 17 + 3],
+        }
+
+    def create(self, n: int) -> int:
+        with self.project.db.session() as s:
+            return self.project.records.create(s, "meetings", self.meeting(n), WHO).id
+
+    def synced(self, record_id: int) -> bool:
+        with self.project.db.session() as s:
+            data = self.project.records.get(s, "meetings", record_id).data
+        return bool(data.get("calendar_event_id"))
+
+    def closed_loop(self, meetings: int, clients: int) -> tuple[float, list[float]]:
+        """Clients each create a meeting, wait for its event id, repeat: (seconds, latencies)."""
+        latencies: list[float] = []
+        lock = threading.Lock()
+        counter = iter(range(meetings))
+
+        def client() -> None:
+            while True:
+                with lock:
+                    n = next(counter, None)
+                if n is None:
+                    return
+                committed = time.perf_counter()
+                rid = self.create(n)
+                while not self.synced(rid):
+                    time.sleep(0.005)
+                with lock:
+                    latencies.append(time.perf_counter() - committed)
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return time.perf_counter() - started, latencies
+
+    def open_loop(self, rate: float, meetings: int, timeout: float = 600) -> list[float]:
+        """Meetings offered at ``rate`` per second whatever happens; their latencies."""
+        created: dict[int, float] = {}
+        started = time.perf_counter()
+        for n in range(meetings):
+            due = started + n / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            created[self.create(n)] = time.perf_counter()
+        latencies: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(latencies) < len(created) and time.monotonic() < deadline:
+            for rid, at in created.items():
+                if rid not in latencies and self.synced(rid):
+                    latencies[rid] = time.perf_counter() - at
+            time.sleep(0.01)
+        return list(latencies.values())
+
+    def wait_idle(self, timeout: float = 600) -> None:
+        from engine.store import InstanceRow
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.project.db.session() as s:
+                busy = (
+                    s.query(InstanceRow)
+                    .filter(InstanceRow.state.in_(("queued", "running", "waiting")))
+                    .count()
+                )
+            if not busy:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("instances still busy")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._serving is not None:
+            self._serving.join(timeout=60)
+        self.project.close()
+        self.emulator.terminate()
+        self.emulator.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its children (the sandbox processes)."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += sum(child.cpu_times()[:2])
+    return total
+
+
+def measure(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
