@@ -305,7 +305,7 @@ def bench_growth(quick: bool) -> dict[str, float]:
 def bench_pacing(quick: bool) -> dict[str, float]:
     """The emulator enforces 600 requests/min per user; more is offered than that allows."""
     seconds = 8 if quick else 90
-    rig = Rig(user_quota=600)
+    rig = Rig(user_quota=600, rate_per_minute=load_settings(REPO).connection_rate_per_minute)
     try:
         rig.serve()
         offered = int(seconds * 12)

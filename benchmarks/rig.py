@@ -75,7 +75,14 @@ def start_emulator(port: int, user_quota: int = 0) -> subprocess.Popen[bytes]:
 class Rig:
     """The meetings job on a store of its own, connected to an emulator process."""
 
-    def __init__(self, database_url: str | None = None, user_quota: int = 0) -> None:
+    def __init__(
+        self,
+        database_url: str | None = None,
+        user_quota: int = 0,
+        rate_per_minute: int = 10_000_000,
+    ) -> None:
+        """``rate_per_minute``: the connection's own pacing; off (very high) unless a case
+        measures it — Google's 600/min per user would otherwise cap every figure at ~10/s."""
         self.port = free_port()
         self.emulator = start_emulator(self.port, user_quota)
         self.folder = Path(tempfile.mkdtemp(prefix="catflow-bench-"))
@@ -86,7 +93,9 @@ class Rig:
             base,
             outbound_allow=(f"127.0.0.1:{self.port}",),
             database_url=database_url or base.database_url,
+            connection_rate_per_minute=rate_per_minute,
         )
+        self.rate_per_minute = rate_per_minute
         self.project: Project = open_project(self.settings)
         self._connect()
         with self.project.db.session() as s:
@@ -124,6 +133,7 @@ class Rig:
             CATFLOW_HOME=str(self.folder),
             CATFLOW_DATABASE_URL=self.settings.database_url,
             CATFLOW_OUTBOUND_ALLOW=f"127.0.0.1:{self.port}",
+            CATFLOW_CONNECTION_RATE_PER_MINUTE=str(self.rate_per_minute),
         )
         return env
 

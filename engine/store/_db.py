@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 
 class Database:
@@ -22,9 +22,12 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
             if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
-                # Each thread opens its own file connection; SQLite's own locking
-                # arbitrates, so pooling buys nothing and hides lock waits.
-                kwargs["poolclass"] = NullPool
+                # Connections are kept open: closing the last one checkpoints the WAL
+                # and opening one re-runs the PRAGMAs — per transaction, that was most
+                # of the cost of a step. SQLite's own locking still arbitrates writers.
+                kwargs["poolclass"] = QueuePool
+                kwargs["pool_size"] = 10
+                kwargs["max_overflow"] = 30
         else:
             kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
