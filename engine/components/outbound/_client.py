@@ -199,27 +199,31 @@ class HttpClient:
 
     # -- sessions ----------------------------------------------------------------------------
 
-    def _session(self, connection: str | None) -> requests.Session:
-        sessions: dict[str | None, requests.Session] | None = getattr(self._local, "sessions", None)
+    def _session(self, connection: str | None) -> tuple[requests.Session, str]:
+        """This thread's guarded session for ``connection``, and the connection's API base
+        URL (both read from the store once, not per call)."""
+        sessions: dict[str | None, tuple[requests.Session, str]] | None = getattr(
+            self._local, "sessions", None
+        )
         if sessions is None:
             sessions = self._local.sessions = {}
-        session = sessions.get(connection)
-        if session is None:
-            policy = self.policy
+        found = sessions.get(connection)
+        if found is None:
+            policy, base = self.policy, ""
             if connection is not None:
                 assert self.credentials is not None
                 policy = policy.for_connection(
                     connection, self.credentials.allowed_hosts(connection)
                 )
-            session = sessions[connection] = guard_session(requests.Session(), policy)
+                base = self.credentials.api_base(connection).rstrip("/") + "/"
+            session = guard_session(requests.Session(), policy)
             session.max_redirects = 5
-        return session
+            found = sessions[connection] = (session, base)
+        return found
 
-    def _url(self, call: HttpCall) -> str:
+    def _url(self, call: HttpCall, base: str) -> str:
         if call.connection is None:
             return call.url
-        assert self.credentials is not None
-        base = self.credentials.api_base(call.connection).rstrip("/") + "/"
         url = urljoin(base, call.url.lstrip("/")) if "://" not in call.url else call.url
         if _origin(url) != _origin(base):
             # A connection's token is only ever sent to the connection's own API.
@@ -241,11 +245,11 @@ class HttpClient:
         """
         s = self.settings
         method = call.method.upper()
-        url = self._url(call)
+        session, base = self._session(call.connection)
+        url = self._url(call, base)
         repeatable = method in SAFE_METHODS if call.repeatable is None else call.repeatable
         max_attempts = call.max_attempts or s.max_attempts
         limiter_key = call.connection or (urlsplit(url).hostname or "")
-        session = self._session(call.connection)
         refreshed = False
         token: str | None = None
         while True:
