@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,23 +10,17 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
+from process_helpers import catflow_env, free_port
 
 from engine.cli import cli
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_tokens_used_over_http_and_in_the_pages_never_reach_the_log(project_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATFLOW_")}
-    env["CATFLOW_HOME"] = str(project_dir)
+    env = catflow_env(project_dir)
     made = CliRunner().invoke(cli, ["tokens", "create", "--role", "admin"], env=env)
     assert made.exit_code == 0, made.output
     token = made.stdout.strip()
-    port = _free_port()
+    port = free_port()
     serve = subprocess.Popen(
         [sys.executable, "-m", "engine", "--log-level", "debug", "serve", "--port", str(port)],
         env=env,

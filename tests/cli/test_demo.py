@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -12,33 +10,17 @@ import time
 from pathlib import Path
 
 import requests
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from process_helpers import catflow_env, free_port, shipped_project
 
 
 def _project(tmp_path: Path) -> Path:
-    root = tmp_path / "tour"
-    for folder in ("catalogs", "processes"):
-        shutil.copytree(REPO / folder, root / folder)
-    return root
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATFLOW_")}
-    env["CATFLOW_HOME"] = str(root)
-    return env
+    return shipped_project(tmp_path / "tour")
 
 
 def _demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine", "demo", *args],
-        env=_env(root),
+        env=catflow_env(root),
         capture_output=True,
         text=True,
         timeout=180,
@@ -46,7 +28,7 @@ def _demo(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_tour_runs_on_a_fresh_project_and_again(tmp_path: Path) -> None:
-    root, port = _project(tmp_path), str(_free_port())
+    root, port = _project(tmp_path), str(free_port())
     first = _demo(root, "--exit-after-tour", "--port", port, "--http-port", "0")
     assert first.returncode == 0, first.stdout + first.stderr
     out = first.stdout
@@ -77,13 +59,13 @@ def test_the_tour_runs_on_a_fresh_project_and_again(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_everything_cleanly(tmp_path: Path) -> None:
-    root, port = _project(tmp_path), _free_port()
+    root, port = _project(tmp_path), free_port()
     demo = subprocess.Popen(
         [
             *(sys.executable, "-m", "engine", "demo", "--no-tour"),
             *("--port", str(port), "--http-port", "0"),
         ],
-        env=_env(root),
+        env=catflow_env(root),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

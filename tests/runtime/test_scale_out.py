@@ -3,10 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +14,11 @@ import pytest
 import redis
 import requests
 from cryptography.fernet import Fernet
+from process_helpers import catflow, catflow_env, connect_by_cli, free_port, shipped_project
 
 from engine.emulators.calendar import CalendarEmulator
 
-REPO = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/11"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _redis_or_skip() -> None:
@@ -35,18 +26,6 @@ def _redis_or_skip() -> None:
         redis.Redis.from_url(BROKER, socket_timeout=2).ping()
     except redis.RedisError as exc:
         pytest.skip(f"LOUD SKIP: Redis at {BROKER} unavailable: {exc}")
-
-
-def _catflow(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
 
 
 def _start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
@@ -64,27 +43,17 @@ def test_serve_without_workers_and_two_celery_workers_run_the_meetings(
     db_url: str, tmp_path: Path, emulator: CalendarEmulator
 ) -> None:
     _redis_or_skip()
-    home = tmp_path / "catflow"
-    for folder in ("catalogs", "processes"):
-        shutil.copytree(REPO / folder, home / folder)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATFLOW_")}
-    env.update(
-        CATFLOW_HOME=str(home),
+    home = shipped_project(tmp_path / "catflow")
+    env = catflow_env(
+        home,
         CATFLOW_DATABASE_URL=db_url,
         CATFLOW_BROKER_URL=BROKER,
         CATFLOW_SECRET_KEY=Fernet.generate_key().decode(),
         CATFLOW_OUTBOUND_ALLOW=f"127.0.0.1:{emulator.port}",
     )
-    settings = emulator.connection_settings()
-    _catflow(
-        env,
-        *("connections", "add", "google", "--client-id", settings["client_id"]),
-        *("--client-secret", settings["client_secret"], "--auth-url", settings["auth_url"]),
-        *("--token-url", settings["token_url"], "--api-url", settings["api_url"]),
-    )
-    _catflow(env, "connections", "authorize", "google", "--auto-consent")
-    token = _catflow(env, "tokens", "create", "--role", "editor").strip()
-    port = _free_port()
+    connect_by_cli(env, emulator)
+    token = catflow(env, "tokens", "create", "--role", "editor").strip()
+    port = free_port()
     processes = [
         _start(env, "serve", "--no-workers", "--port", str(port)),
         _start(env, "worker", "--concurrency", "2"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,27 +24,16 @@ import redis
 from cryptography.fernet import Fernet
 from flow_helpers import USER
 from meetings_flow import events, live
+from process_helpers import catflow_env, connect_by_cli, shipped_project
 
 from engine.components.google_calendar import event_id
 from engine.config import load_settings, normalise_database_url
 from engine.emulators.calendar import CalendarEmulator
 from engine.runtime import Project, open_project
 
-REPO = Path(__file__).resolve().parents[2]
 MEETINGS = 1000
 BROKER = "redis://127.0.0.1:6379/12"
 OWNER = "fire@example.com"
-
-
-def _catflow(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "engine", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
 
 
 class _Fleet:
@@ -92,11 +80,8 @@ class _Fleet:
 
 
 def _project_env(home: Path, db_url: str, emulator: CalendarEmulator) -> dict[str, str]:
-    for folder in ("catalogs", "processes"):
-        shutil.copytree(REPO / folder, home / folder)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CATFLOW_")}
-    env.update(
-        CATFLOW_HOME=str(home),
+    env = catflow_env(
+        shipped_project(home),
         CATFLOW_DATABASE_URL=db_url,
         CATFLOW_BROKER_URL=BROKER,
         CATFLOW_SECRET_KEY=Fernet.generate_key().decode(),
@@ -106,14 +91,7 @@ def _project_env(home: Path, db_url: str, emulator: CalendarEmulator) -> dict[st
         CATFLOW_HTTP_MAX_INLINE_WAIT="2",
         CATFLOW_POLL_INTERVAL="0.1",
     )
-    settings = emulator.connection_settings()
-    _catflow(
-        env,
-        *("connections", "add", "google", "--client-id", settings["client_id"]),
-        *("--client-secret", settings["client_secret"], "--auth-url", settings["auth_url"]),
-        *("--token-url", settings["token_url"], "--api-url", settings["api_url"]),
-    )
-    _catflow(env, "connections", "authorize", "google", "--auto-consent", "--login-hint", OWNER)
+    connect_by_cli(env, emulator, "--login-hint", OWNER)
     return env
 
 
