@@ -2,57 +2,26 @@
 
 ``create_app(project)`` builds the app; ``ThreadedServer`` runs it beside the workers.
 OpenAPI at /docs; every route checks the role its caller's token has (see ``tokens``).
+FastAPI is imported when an app is built, not by every `catflow` command that only
+needs ``tokens``.
 """
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from typing import TYPE_CHECKING
 
-from engine import __version__
-from engine.runtime import Project
 from engine.serving import ThreadedServer
 
-from . import _errors
-from .routes import (
-    catalogs,
-    connections,
-    deployments,
-    health,
-    incidents,
-    instances,
-    metrics,
-    processes,
-    records,
-    tokens,
-)
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from engine.runtime import Project
 
 
 def create_app(project: Project) -> FastAPI:
-    app = FastAPI(
-        title="Catflow",
-        version=__version__,
-        description="BPMN processes started by changes to catalog records. Every call "
-        "needs `Authorization: Bearer <token>` (`catflow tokens create --role R`).",
-    )
-    app.state.project = project
-    _errors.install(app)
-    for module in (
-        health,
-        metrics,
-        catalogs,
-        records,
-        deployments,
-        processes,
-        instances,
-        incidents,
-        connections,
-        tokens,
-    ):
-        app.include_router(module.router)
-    from engine import ui  # the pages build on the API's dependencies
+    from ._app import create_app as build
 
-    ui.mount(app)
-    return app
+    return build(project)
 
 
 __all__ = ["ThreadedServer", "create_app"]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
@@ -32,11 +32,14 @@ from engine.connections import (
     get_connection,
     load_box,
 )
-from engine.emulators.calendar import CalendarEmulator, Faults
+from engine.emulators.calendar import Faults
 from engine.errors import CatflowError, NotFound
 from engine.runtime import InstanceFilter, Project, Runner, list_instances, open_project
 
 from ._common import handle_errors, safe_url, start_http, state
+
+if TYPE_CHECKING:
+    from engine.emulators.calendar import CalendarEmulator
 
 CONNECTION = "google"
 ACCOUNT = "you@example.com"  # the emulator's user whose calendar the demo fills
@@ -98,6 +101,8 @@ def demo(
     settings = dataclasses.replace(base, outbound_allow=(*base.outbound_allow, f"127.0.0.1:{port}"))
     state_file = settings.project_dir / ".catflow" / "calendar-emulator.json"
     state_file.parent.mkdir(parents=True, exist_ok=True)
+    from engine.emulators.calendar import CalendarEmulator  # FastAPI: only when demoing
+
     emulator = CalendarEmulator(port=port, state_file=state_file, faults=Faults())
     try:
         emulator.start()

@@ -12,7 +12,6 @@ from engine.emulators.calendar import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     GOOGLE_USER_QUOTA_PER_MINUTE,
-    CalendarEmulator,
     Faults,
 )
 
@@ -132,6 +131,8 @@ def calendar(
         project_quota_per_minute=project_quota or None,
         seed=seed,
     )
+    from engine.emulators.calendar import CalendarEmulator  # FastAPI: only when serving
+
     emu = CalendarEmulator(
         host=host, port=port, state_file=state_file, faults=faults, token_lifetime=token_lifetime
     )

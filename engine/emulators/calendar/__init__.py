@@ -5,11 +5,26 @@ parameters, enums, formats and body fields are validated against it, and failure
 use Google's error shapes. See :class:`CalendarEmulator`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._errors import ApiError, OAuthError
 from ._faults import GOOGLE_USER_QUOTA_PER_MINUTE, Faults
-from ._server import CalendarEmulator
 from ._state import DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USER
 from ._validate import discovery_document
+
+if TYPE_CHECKING:
+    from ._server import CalendarEmulator
+
+
+def __getattr__(name: str) -> Any:
+    # The server (FastAPI, uvicorn) is imported when it is used, not by every `catflow`
+    # command that only needs the emulator's constants.
+    if name == "CalendarEmulator":
+        from ._server import CalendarEmulator
+
+        return CalendarEmulator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_CLIENT_ID",
