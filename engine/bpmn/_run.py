@@ -72,14 +72,22 @@ class _HookFailed(Exception):
         self.original = original
 
 
-def _snapshot(data: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in data.items():
-        try:
-            out[key] = json.dumps(value, sort_keys=True, default=str)
-        except (TypeError, ValueError):
-            out[key] = repr(value)
-    return out
+def _changes(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Variables a task set, changed or removed (removed ones as None).
+
+    ``before`` is a shallow copy taken as the task started. Values are never changed
+    in place in this process (scripts run in sandbox processes and return new
+    values; service results are assigned), so a value that is the same object is
+    unchanged, and one that is a new object is compared by value.
+    """
+    changed = {
+        key: value
+        for key, value in after.items()
+        if key not in before or (before[key] is not value and before[key] != value)
+    }
+    for gone in before.keys() - after.keys():
+        changed[gone] = None
+    return changed
 
 
 class ProcessRun:
@@ -90,7 +98,7 @@ class ProcessRun:
         self.engine: CatflowScriptEngine = workflow.script_engine
         self._current: Any = None
         self._started: float = 0.0
-        self._before: dict[str, str] = {}
+        self._before: dict[str, Any] = {}
         self._hooks: StepHooks | None = None
         self._budget = 0
 
@@ -167,7 +175,7 @@ class ProcessRun:
         info = TaskInfo.of(task)
         # Only BPMN elements get a step-log entry; SpiffWorkflow's own bookkeeping
         # tasks need no picture of the variables to compare against.
-        self._before = _snapshot(task.data) if info.is_element else {}
+        self._before = dict(task.data) if info.is_element else {}
         assert self._hooks is not None
         try:
             self._hooks.task_started(info)
@@ -178,10 +186,7 @@ class ProcessRun:
         info = TaskInfo.of(task)
         changed: dict[str, Any] = {}
         if info.is_element:
-            after = _snapshot(task.data)
-            changed = {k: task.data[k] for k, v in after.items() if self._before.get(k) != v}
-            for gone in set(self._before) - set(after):
-                changed[gone] = None
+            changed = _changes(self._before, task.data)
         assert self._hooks is not None
         outcome = (
             "completed"
