@@ -66,6 +66,9 @@ class _SandboxEnvironment(BasePythonScriptEngineEnvironment):  # type: ignore[mi
         self, expression: str, context: dict[str, Any], external_context: Any = None
     ) -> Any:
         variables = {**context, **(external_context or {})}
+        simple, value = sandbox.evaluate_simple(expression, variables)
+        if simple:
+            return value
         return sandbox.run_limited("eval", expression, variables, self.limits)
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:

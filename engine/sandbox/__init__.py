@@ -4,6 +4,7 @@ from ._helpers import HELPERS, add_duration, dig, normalize_email, parse_duratio
 from ._limits import DEFAULT_LIMITS, MIB, Limits
 from ._pool import SandboxPool, pool, run_limited
 from ._restricted import GIVEN_NAMES, SAFE_MODULES, ScriptError, check, evaluate, execute
+from ._simple import evaluate_simple
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -18,6 +19,7 @@ __all__ = [
     "check",
     "dig",
     "evaluate",
+    "evaluate_simple",
     "execute",
     "normalize_email",
     "parse_duration",
