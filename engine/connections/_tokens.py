@@ -186,16 +186,16 @@ class Tokens:
 
     def api_base(self, name: str) -> str:
         """The connection's API base URL: its token is sent there and nowhere else."""
-        with self.db.session() as s:
+        with self.db.read_session() as s:
             return get_connection(s, name).api_url
 
     def allowed_hosts(self, name: str) -> list[str]:
-        with self.db.session() as s:
+        with self.db.read_session() as s:
             return _hosts(get_connection(s, name))
 
     def access_token(self, name: str) -> str:
         """A token valid for at least the margin; refreshed first if it is not."""
-        with self.db.session() as s:
+        with self.db.read_session() as s:
             row = get_connection(s, name)
             self._check_usable(row)
             token = read_token(self.box, row)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,7 +22,11 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 60}
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": _BUSY_SECONDS,
+                "factory": _writer_queue(),
+            }
             if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
                 # Connections are kept open: closing the last one checkpoints the WAL
                 # and opening one re-runs the PRAGMAs — per transaction, that was most
@@ -36,6 +42,11 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # Sessions that only read: on SQLite they begin a deferred transaction, which
+        # takes no write lock, so readers never queue behind writers (WAL).
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(catflow_read_only=True), expire_on_commit=False
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -47,8 +58,69 @@ class Database:
         """A session whose transaction the caller begins and ends (for long-lived steps)."""
         return self._sessions()
 
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A transaction that only reads (no write lock on SQLite); rolled back at the end."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def new_read_session(self) -> Session:
+        """A session for reads only; a write in it may fail with "database is locked"."""
+        return self._read_sessions()
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_BUSY_SECONDS = 60
+
+
+class _QueuedWriterConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions queue on a lock of this process.
+
+    SQLite lets one writer in at a time; the others wait in its busy handler, which
+    sleeps in growing steps (up to 100 ms) and so leaves the database idle after
+    the writer is done. Threads of one process hand the write lock over at once
+    instead; other processes still meet SQLite's own locking.
+    """
+
+    writers: threading.Lock  # one per database, set by _writer_queue
+    holding = False
+
+    def begin_write(self) -> None:
+        if not self.writers.acquire(timeout=_BUSY_SECONDS):
+            raise sqlite3.OperationalError(
+                f"database is locked: no write transaction ended for {_BUSY_SECONDS} s"
+            )
+        self.holding = True
+
+    def end_write(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.writers.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_write()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_write()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_write()
+
+
+def _writer_queue() -> type[_QueuedWriterConnection]:
+    """A connection class whose write lock all connections of one Database share."""
+    return type("QueuedWriterConnection", (_QueuedWriterConnection,), {"writers": threading.Lock()})
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -69,5 +141,18 @@ def _configure_sqlite(engine: Engine) -> None:
         # A deferred transaction that reads and then writes fails at once with
         # SQLITE_BUSY when another writer committed in between; taking the write
         # lock up front makes writers queue (busy_timeout) instead. Transactions
-        # are kept short, so this costs little.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # are kept short, so this costs little. Sessions that only read (see
+        # ``new_read_session``) take no lock at all.
+        if connection.get_execution_options().get("catflow_read_only"):
+            connection.exec_driver_sql("BEGIN")
+            return
+        raw = connection.connection.dbapi_connection
+        queued = isinstance(raw, _QueuedWriterConnection)
+        if queued:
+            raw.begin_write()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if queued:
+                raw.end_write()
+            raise

@@ -1,0 +1,91 @@
+"""SQLite under threads: writers queue in the process, readers never wait for them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from engine.store import Database, RecordRow, migrate
+
+
+def _database(tmp_path: Path) -> Database:
+    db = Database(f"sqlite:///{tmp_path / 'catflow.db'}")
+    migrate(db)
+    return db
+
+
+def test_writers_of_one_process_take_turns_without_errors(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    failures: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(25):
+                with db.session() as s:
+                    s.add(RecordRow(catalog="items", data={"n": n, "i": i}))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(RecordRow)) == 200
+    db.dispose()
+
+
+def test_a_reader_does_not_wait_for_an_open_write_transaction(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    with db.session() as s:
+        s.add(RecordRow(catalog="items", data={"n": 1}))
+    writer_open = threading.Event()
+    reader_done = threading.Event()
+
+    def hold_write_lock() -> None:
+        with db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": 2}))
+            s.flush()
+            writer_open.set()
+            reader_done.wait(10)
+
+    holder = threading.Thread(target=hold_write_lock)
+    holder.start()
+    assert writer_open.wait(10)
+    started = time.monotonic()
+    with db.read_session() as s:  # sees the last committed state, at once
+        count = s.scalar(select(func.count()).select_from(RecordRow))
+    waited = time.monotonic() - started
+    reader_done.set()
+    holder.join()
+    assert count == 1
+    assert waited < 5, f"the reader waited {waited:.1f} s for the writer"
+    with db.read_session() as s:
+        assert s.scalar(select(func.count()).select_from(RecordRow)) == 2
+    db.dispose()
+
+
+def test_a_write_transaction_that_fails_lets_the_next_writer_in(tmp_path: Path) -> None:
+    db = _database(tmp_path)
+    try:
+        with db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": 1}))
+            s.flush()
+            raise RuntimeError("the step failed")
+    except RuntimeError:
+        pass
+    done = threading.Event()
+
+    def write() -> None:
+        with db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": 2}))
+        done.set()
+
+    threading.Thread(target=write).start()
+    assert done.wait(10), "the write lock was not given back after a rollback"
+    db.dispose()
