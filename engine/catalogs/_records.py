@@ -198,12 +198,37 @@ class RecordService:
         limit: int = 50,
         offset: int = 0,
     ) -> Page:
-        """Records whose fields equal the filter values (a list value means "one of")."""
+        """Records whose fields equal the filter values (a list value means "one of"),
+        one page of them, and how many there are in all."""
+        if offset < 0:
+            raise ValidationFailed(f"offset cannot be negative, got {offset}")
+        definition, where = self._where(session, catalog, filters, limit)
+        total = session.scalar(select(func.count()).select_from(RecordRow).where(where)) or 0
+        rows = session.scalars(
+            select(RecordRow).where(where).order_by(RecordRow.id).limit(limit).offset(offset)
+        )
+        items = [Record.from_row(r, definition.fields) for r in rows]
+        return Page(items, total, limit, offset)
+
+    def matching(
+        self,
+        session: Session,
+        catalog: str,
+        filters: Mapping[str, Any] | None = None,
+        *,
+        limit: int = 50,
+    ) -> list[Record]:
+        """The first ``limit`` records ``find`` would give, without counting them all."""
+        definition, where = self._where(session, catalog, filters, limit)
+        rows = session.scalars(select(RecordRow).where(where).order_by(RecordRow.id).limit(limit))
+        return [Record.from_row(r, definition.fields) for r in rows]
+
+    def _where(
+        self, session: Session, catalog: str, filters: Mapping[str, Any] | None, limit: int
+    ) -> tuple[CatalogDef, ColumnElement[bool]]:
         definition = self.catalog(catalog)
         if limit < 1 or limit > 10_000:
             raise ValidationFailed(f"limit must be between 1 and 10000, got {limit}")
-        if offset < 0:
-            raise ValidationFailed(f"offset cannot be negative, got {offset}")
         conditions: list[ColumnElement[bool]] = [RecordRow.catalog == catalog]
         dialect = session.get_bind().dialect.name
         for fname, value in (filters or {}).items():
@@ -224,13 +249,7 @@ class RecordService:
                     [Problem(f"no field {fname!r}", where=catalog, hint=_known(definition))],
                 )
             conditions.append(_condition(fdef, value, dialect))
-        where = and_(*conditions)
-        total = session.scalar(select(func.count()).select_from(RecordRow).where(where)) or 0
-        rows = session.scalars(
-            select(RecordRow).where(where).order_by(RecordRow.id).limit(limit).offset(offset)
-        )
-        items = [Record.from_row(r, definition.fields) for r in rows]
-        return Page(items, total, limit, offset)
+        return definition, and_(*conditions)
 
     def parse_where(self, catalog: str, expressions: list[str]) -> dict[str, Any]:
         """``["field=value", ...]`` from the command line, typed by each field's type."""

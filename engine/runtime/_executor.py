@@ -18,7 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from engine import metrics
@@ -62,6 +73,27 @@ def due_now() -> ColumnElement[bool]:
     )
 
 
+@dataclass(frozen=True)
+class _Claimed:
+    """What a run needs of an instance row, as the claim returned it."""
+
+    instance_id: int
+    now: datetime
+    process_id: str
+    version_id: int
+    workflow: str
+    started_at: datetime | None
+    event_id: int | None
+    record: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class _Version:
+    spec: str
+    limits: Limits
+    on_incident: dict[str, Any] | None
+
+
 class LeaseLost(Exception):
     """Another worker took the instance over (our lease expired); our work is discarded."""
 
@@ -79,8 +111,8 @@ class _RecordsForInstance:
     def find(
         self, session: Session, catalog: str, where: Mapping[str, Any], limit: int
     ) -> list[dict[str, Any]]:
-        page = self.service.find(session, catalog, dict(where), limit=limit)
-        return [r.as_dict() for r in page.items]
+        found = self.service.matching(session, catalog, dict(where), limit=limit)
+        return [r.as_dict() for r in found]
 
     def create(
         self, session: Session, catalog: str, data: Mapping[str, Any], idempotency_key: str
@@ -111,7 +143,7 @@ class _Steps:
     instance_id: int
     process_id: str
     run: ProcessRun | None = None
-    pending: list[StepRow] = field(default_factory=list)
+    pending: list[dict[str, Any]] = field(default_factory=list)  # StepRow values
     open_session: Session | None = None
     started_at: datetime | None = None
     started: float = 0.0
@@ -131,7 +163,8 @@ class _Steps:
         op = OPERATORS.get(operator)
         if op is None:
             raise CatflowError(f"unknown service operator {operator!r}")
-        session = self.executor.db.new_session()
+        db = self.executor.db
+        session = db.new_session() if op.writes else db.new_read_session()
         session.begin()
         ctx = OperatorContext(
             instance_id=self.instance_id,
@@ -172,20 +205,20 @@ class _Steps:
             metrics.observe_step(task.type, seconds)
             text = "\n".join([*self.notes, *([message] if message else [])]) or None
             self.pending.append(
-                StepRow(
-                    instance_id=self.instance_id,
-                    task_id=task.task_id,
-                    element_id=task.element_id,
-                    element_name=task.name,
-                    element_type=task.type,
-                    outcome=outcome,
-                    started_at=self.started_at or utcnow(),
-                    duration_ms=seconds * 1000,
-                    changed=_trim(changed) or None,
-                    message=text,
-                    worker=self.executor.worker_name,
-                    exchanges=_cap(self.exchanges),
-                )
+                {
+                    "instance_id": self.instance_id,
+                    "task_id": task.task_id,
+                    "element_id": task.element_id,
+                    "element_name": task.name,
+                    "element_type": task.type,
+                    "outcome": outcome,
+                    "started_at": self.started_at or utcnow(),
+                    "duration_ms": seconds * 1000,
+                    "changed": _trim(changed) or None,
+                    "message": text,
+                    "worker": self.executor.worker_name,
+                    "exchanges": _cap(self.exchanges),
+                }
             )
         self.notes = []
         self.exchanges = []
@@ -207,6 +240,15 @@ class _Steps:
             self.open_session.rollback()
             self.open_session.close()
             self.open_session = None
+
+
+_STEPS: Table = StepRow.__table__  # type: ignore[assignment]  # Core: ORM bulk inserts split rows
+
+
+def _add_steps(session: Session, steps: list[dict[str, Any]]) -> None:
+    """Step-log rows in one statement (executemany), not one INSERT per row."""
+    if steps:
+        session.connection().execute(insert(_STEPS), steps)
 
 
 def _cap(exchanges: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]] | None:
@@ -248,6 +290,7 @@ class Executor:
         self._held: set[int] = set()
         self._held_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
+        self._versions: dict[int, _Version] = {}
 
     # -- leases ----------------------------------------------------------------
 
@@ -303,21 +346,8 @@ class Executor:
         with self.db.session() as session:
             return list(session.scalars(query))
 
-    def claim(self, session: Session, instance_id: int) -> bool:
-        now = utcnow()
-        result = session.execute(
-            update(InstanceRow)
-            .where(
-                InstanceRow.id == instance_id,
-                InstanceRow.state.in_(S.RUNNABLE_STATES),
-                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
-            )
-            .values(lease_owner=self.worker_name, lease_expires_at=now + self.lease)
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
     def checkpoint(
-        self, session: Session, instance_id: int, run: ProcessRun, steps: list[StepRow]
+        self, session: Session, instance_id: int, run: ProcessRun, steps: list[dict[str, Any]]
     ) -> None:
         """Save the workflow state, fenced by our lease, and the steps since the last one."""
         now = utcnow()
@@ -328,7 +358,7 @@ class Executor:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-        session.add_all(steps)
+        _add_steps(session, steps)
 
     # -- running ---------------------------------------------------------------
 
@@ -343,40 +373,124 @@ class Executor:
 
     def run_instance(self, instance_id: int) -> str | None:
         """Claim and advance one instance; its new state, or None if it was not ours to run."""
-        trigger_to_start: float | None = None  # observed once the start has committed
         with self.db.session() as session:
-            if not self.claim(session, instance_id):
-                return None
-            row = session.get(InstanceRow, instance_id)
-            assert row is not None
-            version = session.get(ProcessVersionRow, row.version_id)
-            assert version is not None
-            if row.state == S.QUEUED:
-                row.started_at = utcnow()
-                row.state = S.RUNNING
-                if row.event_id is not None:
-                    changed_at = session.scalar(
-                        select(OutboxEvent.created_at).where(OutboxEvent.id == row.event_id)
-                    )
-                    if changed_at is not None:
-                        trigger_to_start = (row.started_at - changed_at).total_seconds()
-            row.runs += 1
-            process_id, spec_json, state_json = row.process_id, version.spec, row.workflow
-            limits = limits_of(version)
-            record = (
-                (row.record_catalog, row.record_id)
-                if row.record_catalog and row.record_id
-                else None
-            )
-            on_incident = (version.options or {}).get("record_on_incident")
-        if trigger_to_start is not None:
-            metrics.observe_trigger_to_start(trigger_to_start)
-        steps = _Steps(self, instance_id, process_id, record=record, on_incident=on_incident)
+            claimed = self.claim(session, instance_id)
+            version = self._version(session, claimed.version_id) if claimed else None
+        if claimed is None or version is None:
+            return None
+        return self._run_claimed(claimed, version)
+
+    def run_next(self) -> tuple[int, str | None] | None:
+        """Claim the instance due first and advance it: (its id, its new state or None if
+        its lease was lost meanwhile); None when nothing is due."""
+        with self.db.session() as session:
+            claimed = self.claim(session)
+            version = self._version(session, claimed.version_id) if claimed else None
+        if claimed is None or version is None:
+            return None
+        return claimed.instance_id, self._run_claimed(claimed, version)
+
+    def _run_claimed(self, claimed: _Claimed, version: _Version) -> str | None:
+        instance_id = claimed.instance_id
+        if claimed.started_at == claimed.now and claimed.event_id is not None:
+            self._observe_trigger_to_start(claimed.event_id, claimed.now)
+        steps = _Steps(
+            self,
+            instance_id,
+            claimed.process_id,
+            record=claimed.record,
+            on_incident=version.on_incident,
+        )
         self._hold(instance_id)
         try:
-            return self._advance(instance_id, steps, spec_json, state_json, limits)
+            return self._advance(instance_id, steps, version.spec, claimed.workflow, version.limits)
         finally:
             self._release(instance_id)
+
+    def _observe_trigger_to_start(self, event_id: int, started_at: datetime) -> None:
+        with self.db.read_session() as session:
+            changed_at = session.scalar(
+                select(OutboxEvent.created_at).where(OutboxEvent.id == event_id)
+            )
+        if changed_at is not None:
+            metrics.observe_trigger_to_start((started_at - changed_at).total_seconds())
+
+    def claim(self, session: Session, instance_id: int | None = None) -> _Claimed | None:
+        """Take the lease of an instance (``instance_id``, or the one due first), count the
+        run and mark a queued instance started — one statement; None if there is none.
+
+        Without an id the choice and the claim are one atomic statement, so workers
+        never race for the same instance (PostgreSQL skips rows another claim holds).
+        """
+        now = utcnow()
+        if instance_id is None:
+            first_due = (
+                select(InstanceRow.id)
+                .where(due_now())
+                .order_by(InstanceRow.due_at, InstanceRow.id)
+                .limit(1)
+                .correlate(None)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                first_due = first_due.with_for_update(skip_locked=True)
+            which = InstanceRow.id == first_due.scalar_subquery()
+        else:
+            which = InstanceRow.id == instance_id
+        row = session.execute(
+            update(InstanceRow)
+            .where(
+                which,
+                InstanceRow.state.in_(S.RUNNABLE_STATES),
+                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
+            )
+            .values(
+                lease_owner=self.worker_name,
+                lease_expires_at=now + self.lease,
+                runs=InstanceRow.runs + 1,
+                state=case((InstanceRow.state == S.QUEUED, S.RUNNING), else_=InstanceRow.state),
+                started_at=func.coalesce(InstanceRow.started_at, now),
+            )
+            .returning(
+                InstanceRow.id,
+                InstanceRow.process_id,
+                InstanceRow.version_id,
+                InstanceRow.workflow,
+                InstanceRow.started_at,
+                InstanceRow.event_id,
+                InstanceRow.record_catalog,
+                InstanceRow.record_id,
+            )
+            .execution_options(synchronize_session=False)
+        ).one_or_none()
+        if row is None:
+            return None
+        catalog, record_id = row.record_catalog, row.record_id
+        return _Claimed(
+            instance_id=row.id,
+            now=now,
+            process_id=row.process_id,
+            version_id=row.version_id,
+            workflow=row.workflow,
+            started_at=row.started_at,
+            event_id=row.event_id,
+            record=(catalog, record_id) if catalog and record_id else None,
+        )
+
+    def _version(self, session: Session, version_id: int) -> _Version:
+        """A process version's spec, limits and options; versions never change once made."""
+        cached = self._versions.get(version_id)
+        if cached is not None:
+            return cached
+        row = session.get(ProcessVersionRow, version_id)
+        if row is None:
+            raise NotFound(f"process version {version_id} does not exist")
+        version = _Version(
+            spec=row.spec,
+            limits=limits_of(row),
+            on_incident=(row.options or {}).get("record_on_incident"),
+        )
+        self._versions[version_id] = version
+        return version
 
     def _advance(
         self, instance_id: int, steps: _Steps, spec_json: str, state_json: str, limits: Limits
@@ -442,7 +556,7 @@ class Executor:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-            session.add_all(steps.pending)
+            _add_steps(session, steps.pending)
             if outcome.failure is not None:
                 self._record_failure(session, instance_id, outcome.failure, steps)
                 self._mark_record(session, instance_id, outcome.failure, steps)

@@ -110,11 +110,10 @@ class Runner:
         while not stop.is_set():
             ran = 0
             try:
-                for instance_id in self.executor.due_instances(limit=self.workers * 2):
-                    if stop.is_set():
-                        break
-                    if self.executor.run_instance(instance_id) is not None:
-                        ran += 1
+                # Each worker claims the instance due first, one at a time: claiming is
+                # one statement, so workers never contend for the same instance.
+                while not stop.is_set() and self.executor.run_next() is not None:
+                    ran += 1
             except Exception:
                 log.exception("worker failed; retrying")
                 stop.wait(min(5.0, interval * 10))

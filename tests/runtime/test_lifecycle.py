@@ -554,3 +554,25 @@ def test_a_process_may_ask_for_more_memory_for_its_scripts(open_test_project: An
     run(project)
     assert detail(project, roomy)["variables"]["n"] == 300 * 1024 * 1024
     assert "exceeded the memory limit of 256 MiB" in detail(project, tight)["error"]["message"]
+
+
+def test_run_next_takes_the_instance_due_first_and_never_one_held_back(
+    open_test_project: Any,
+) -> None:
+    rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
+    note = chain("note", start(), script("s", "x = 1"), end())
+    project = open_test_project(
+        catalogs={"items": catalog(rules)}, processes={"approve": APPROVE, "note": note}
+    )
+    first = create(project, "items", {"title": "a"})
+    update(project, "items", first, {"title": "b"})  # its instance waits for the first
+    second = create(project, "items", {"title": "c"})
+    Runner(project, workers=0).dispatch()
+    one, two = _executor(project, "one"), _executor(project, "two")
+    ran = [one.run_next(), two.run_next(), one.run_next()]
+    by_record = {i.id: i.record_id for i in instances(project)}
+    assert ran[2] is None, "an instance held behind its record's earlier one was run"
+    assert [(by_record[i], state) for i, state in ran[:2]] == [  # type: ignore[misc]
+        (first, "waiting"),  # the approval waits for a person...
+        (second, "waiting"),  # ...so the update of the first record is held back
+    ]
