@@ -127,6 +127,18 @@ class ProcessRun:
     def dump(self) -> str:
         return dump_state(self.workflow)
 
+    def dump_finished(self) -> str:
+        """What a completed instance keeps: its variables and where each element ended.
+
+        Nothing runs again once an instance completed, so the whole task tree (most
+        of the full state) would only take room; views need these two things.
+        """
+        return json.dumps(
+            {FINISHED_KEY: {"variables": self.variables(), "elements": self.element_states()}},
+            separators=(",", ":"),
+            default=str,
+        )
+
     # -- running --------------------------------------------------------------
 
     def advance(self, hooks: StepHooks, max_tasks: int = 1000) -> Outcome:
@@ -387,6 +399,42 @@ class ProcessRun:
             migrate_workflow(sub_diff, sub, subprocess_specs[sub.spec.name])
         self.workflow.subprocess_specs = subprocess_specs
         return changed
+
+
+FINISHED_KEY = "catflow_finished"
+
+
+class RunView(Protocol):
+    """What the views of an instance read of its state, running or finished."""
+
+    def variables(self) -> dict[str, Any]: ...
+
+    def element_states(self) -> dict[str, str]: ...
+
+    def user_tasks(self) -> list[TaskInfo]: ...
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """The state of a completed instance, as ``ProcessRun.dump_finished`` kept it."""
+
+    kept: dict[str, Any]
+
+    def variables(self) -> dict[str, Any]:
+        return dict(self.kept.get("variables") or {})
+
+    def element_states(self) -> dict[str, str]:
+        return dict(self.kept.get("elements") or {})
+
+    def user_tasks(self) -> list[TaskInfo]:
+        return []
+
+
+def load_view(spec_json: str, state_json: str, limits: Limits = DEFAULT_LIMITS) -> RunView:
+    """The state of an instance for reading, whichever form it was stored in."""
+    if state_json.startswith('{"' + FINISHED_KEY + '"'):
+        return FinishedRun(json.loads(state_json)[FINISHED_KEY])
+    return ProcessRun.load(spec_json, state_json, limits)
 
 
 def _timer_due(value: Any) -> datetime | None:

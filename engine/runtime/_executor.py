@@ -537,7 +537,9 @@ class Executor:
             "waiting_for": None,
         }
         if run is not None:
-            values["workflow"] = run.dump()
+            values["workflow"] = (
+                run.dump_finished() if outcome.status == "completed" else run.dump()
+            )
         if outcome.status == "completed":
             values.update(state=S.COMPLETED, due_at=None, ended_at=now, error=None)
         elif outcome.status == "runnable":

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
-from engine.bpmn import ProcessRun
+from engine.bpmn import ProcessRun, load_view
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.sandbox import DEFAULT_LIMITS, Limits
 from engine.store import IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
@@ -136,7 +136,8 @@ def _iso(value: datetime | None) -> str | None:
 def instance_detail(session: Session, instance_id: int) -> dict[str, Any]:
     row = get_instance(session, instance_id)
     version = session.get(ProcessVersionRow, row.version_id)
-    run = _run_of(session, row)
+    assert version is not None
+    run = load_view(version.spec, row.workflow, limits_of(version))
     steps = session.scalars(
         select(StepRow).where(StepRow.instance_id == row.id).order_by(StepRow.id)
     )
@@ -145,7 +146,7 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any]:
     )
     return {
         **instance_summary(row),
-        "version": version.version if version else None,
+        "version": version.version,
         "variables": run.variables(),
         "user_tasks": [t.element_id for t in run.user_tasks()],
         "elements": run.element_states(),

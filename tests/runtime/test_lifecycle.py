@@ -576,3 +576,26 @@ def test_run_next_takes_the_instance_due_first_and_never_one_held_back(
         (first, "waiting"),  # the approval waits for a person...
         (second, "waiting"),  # ...so the update of the first record is held back
     ]
+
+
+def test_a_completed_instance_keeps_its_variables_and_path_in_little_room(
+    open_test_project: Any,
+) -> None:
+    from engine.bpmn import FinishedRun, load_view
+
+    flow_ = chain("simple", start(), script("s", "x = 1\nnames = ['a'] * 3"), end())
+    project = open_test_project(catalogs={"items": catalog()}, processes={"simple": flow_})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "simple", {"given": "yes"}, {"kind": "user"}).id
+        started_state = s.get(InstanceRow, inst_id).workflow  # type: ignore[union-attr]
+    run(project)
+    shown = detail(project, inst_id)
+    assert shown["state"] == "completed"
+    assert shown["variables"] == {"given": "yes", "x": 1, "names": ["a", "a", "a"]}
+    assert shown["elements"] == {"start": "completed", "s": "completed", "end": "completed"}
+    with project.db.session() as s:
+        row = s.get(InstanceRow, inst_id)
+        assert row is not None
+        kept = load_view("", row.workflow)
+    assert isinstance(kept, FinishedRun)  # not the whole task tree: nothing runs again
+    assert len(row.workflow) < len(started_state) / 2
