@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ._types import JSONType, UTCDateTime, utcnow
+from ._types import JSONType, PackedJSON, PackedJSONObject, PackedText, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -77,8 +77,10 @@ class OutboxEvent(Base):
     record_id: Mapped[int] = mapped_column(Id)
     kind: Mapped[str] = mapped_column(String(20))  # created | updated | deleted
     changed: Mapped[list[str]] = mapped_column(JSONType())
-    old: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
-    new: Mapped[dict[str, Any] | None] = mapped_column(JSONType(), nullable=True)
+    # The record's values before and after; packed, and cleared once dispatched
+    # (they travel on as the started instances' variables).
+    old: Mapped[dict[str, Any] | None] = mapped_column(PackedJSONObject(), nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(PackedJSONObject(), nullable=True)
     cause_kind: Mapped[str] = mapped_column(String(20))  # user | instance | system
     cause_user: Mapped[str | None] = mapped_column(String(200))
     cause_instance_id: Mapped[int | None] = mapped_column(Id)
@@ -140,7 +142,7 @@ class InstanceRow(Base):
     rule_key: Mapped[str | None] = mapped_column(String(300))
     record_catalog: Mapped[str | None] = mapped_column(String(100))
     record_id: Mapped[int | None] = mapped_column(Id)
-    workflow: Mapped[str] = mapped_column(Text)  # serialised state, without the spec
+    workflow: Mapped[str] = mapped_column(PackedText())  # serialised state, without the spec
     # When a worker should next look at it: now for runnable work, a timer's
     # or back-off's wake-up time, NULL while it waits for a person or is finished.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -173,11 +175,11 @@ class StepRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
-    changed: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
+    changed: Mapped[dict[str, Any] | None] = mapped_column(PackedJSON())
     message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
     # Outbound requests the step made, with their answers; secrets redacted.
-    exchanges: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType())
+    exchanges: Mapped[list[dict[str, Any]] | None] = mapped_column(PackedJSON())
 
 
 class IncidentRow(Base):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from engine.store import Base, Database, current_revision, head_revision, migrate
 
@@ -57,5 +57,83 @@ def test_json_columns_store_changes_python_thinks_equal(db_url: str) -> None:
                 assert stored is not None
                 assert stored.definition == {"v": value}
                 assert type(stored.definition["v"]) is type(value)
+    finally:
+        db.dispose()
+
+
+def _alembic(db: Database, verb: str, revision: str) -> None:
+    from alembic import command
+
+    from engine.store._migrate import alembic_config
+
+    config = alembic_config(db)
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        getattr(command, verb)(config, revision)
+
+
+def test_state_and_step_logs_written_before_packing_stay_readable(db_url: str) -> None:
+    """0008 packs instance state and step logs; rows from before it read the same."""
+    import json
+
+    from sqlalchemy import text
+
+    from engine.store import InstanceRow, StepRow
+
+    db = Database(db_url)
+    state = json.dumps({"tasks": {"a": {"data": {"x": 1}}}, "note": "é" * 300})
+    changed = {"meeting": {"title": "Plan", "participants": [1, 2]}}
+    exchanges = [{"method": "POST", "status": 200, "response_body": "{}" * 200}]
+    try:
+        _alembic(db, "upgrade", "0007")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO deployments (id, filename, content_hash, xml, deployed_by, "
+                    "deployed_at) VALUES (1, 'p.bpmn', 'h', '<x/>', 't', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO process_versions (id, process_id, version, name, "
+                    "deployment_id, content_hash, spec, created_at) "
+                    "VALUES (1, 'p', 1, 'P', 1, 'h', '{}', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO instances (id, process_id, version_id, state, workflow, "
+                    "cause, runs, created_at, updated_at) VALUES (1, 'p', 1, 'completed', "
+                    ":state, '{}', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"state": state},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO steps (instance_id, task_id, element_id, element_name, "
+                    "element_type, outcome, started_at, duration_ms, changed, exchanges) "
+                    "VALUES (1, 't', 'e', '', '', 'completed', CURRENT_TIMESTAMP, 1, "
+                    ":changed, :exchanges)"
+                ),
+                {"changed": json.dumps(changed), "exchanges": json.dumps(exchanges)},
+            )
+        migrate(db)
+        with db.session() as s:
+            instance, step = s.get(InstanceRow, 1), s.scalars(select(StepRow)).one()
+            assert instance is not None
+            assert instance.workflow == state
+            assert (step.changed, step.exchanges) == (changed, exchanges)
+            step.changed = {**changed, "more": "x" * 500}  # written packed from now on
+            instance.workflow = state + " "
+        with db.engine.connect() as conn:
+            raw = conn.execute(text("SELECT changed FROM steps")).scalar()
+        assert isinstance(raw, bytes | memoryview) and bytes(raw)[:1] == b"x"  # zlib
+        _alembic(db, "downgrade", "0007")
+        with db.engine.connect() as conn:
+            workflow = conn.execute(text("SELECT workflow FROM instances")).scalar()
+            back = conn.execute(text("SELECT changed, exchanges FROM steps")).one()
+        assert workflow == state + " "
+        loaded = [json.loads(v) if isinstance(v, str) else v for v in back]
+        assert loaded == [{**changed, "more": "x" * 500}, exchanges]
     finally:
         db.dispose()
