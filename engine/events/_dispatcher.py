@@ -69,7 +69,8 @@ def dispatch_pending(
                 for rule in definition.triggers if definition else ():
                     result = match(rule, event)
                     if not result.matched:
-                        notes.append(f"{rule.key}: {result.reason}")
+                        if rule.on == event.kind:  # other kinds' rules go without saying
+                            notes.append(f"{rule.key}: {result.reason}")
                         if result.failed:
                             log.warning(
                                 "trigger condition failed; no instance started",
@@ -92,7 +93,10 @@ def dispatch_pending(
                 event.dispatch_note = f"held: {exc.message}"
                 continue
             event.dispatched_at = utcnow()
-            event.dispatch_note = "; ".join(notes) or "no trigger rules"
+            event.dispatch_note = "; ".join(notes) or f"no trigger rule for {event.kind} events"
+            # The values went to the instances as their variables (record, old); the
+            # event keeps what changed, who changed it and when, without a third copy.
+            event.old = event.new = None
             report.events += 1
             report.instances.extend(created)
     return report

@@ -6,6 +6,7 @@ from typing import Any
 
 from bpmn_builder import chain, end, script, service, start
 from flow_helpers import USER, catalog, create, detail, get, instances, run, update
+from sqlalchemy import select
 from sqlalchemy import update as sql_update
 
 from engine.events import dispatch_pending
@@ -165,3 +166,27 @@ def test_a_condition_that_raises_starts_nothing_and_is_noted_on_the_event(
         assert event.dispatched_at is not None
         assert "failed: KeyError" in (event.dispatch_note or "")
     assert any(r.message.startswith("trigger condition failed") for r in caplog.records)
+
+
+def test_a_dispatched_event_keeps_what_changed_and_why_but_not_the_values(
+    open_test_project: Any,
+) -> None:
+    rules = "[{on: created, process: noop}, {on: updated, fields: [title], process: noop}]"
+    project = open_test_project(catalogs={"items": catalog(rules)}, processes={"noop": NOOP})
+    rid = create(project, "items", {"title": "long " * 100})
+    update(project, "items", rid, {"status": "x"})  # no watched field: no instance
+    with project.db.session() as s:
+        pending = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+        assert pending[0].new is not None and pending[0].new["title"] == "long " * 100
+        assert pending[1].old is not None and pending[1].old["status"] is None
+    run(project)
+    with project.db.session() as s:
+        created, updated = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+    # The values went on as the instance's variables; the event keeps kind, fields, cause.
+    assert (created.old, created.new, updated.old, updated.new) == (None, None, None, None)
+    assert "title" in created.changed
+    assert updated.changed == ["status"]
+    assert created.dispatch_note is not None and "started instance" in created.dispatch_note
+    assert updated.dispatch_note == "updated:noop: none of title changed"
+    [inst] = instances(project)
+    assert detail(project, inst.id)["variables"]["record"]["title"] == "long " * 100
