@@ -401,7 +401,7 @@ def _exchange(
         "at": at.isoformat(timespec="milliseconds"),
         "method": method,
         "url": redact_url(sent_url),
-        "request_headers": redact_headers(sent_headers),
+        "request_headers": redact_headers(_chosen(sent_headers)),
         "request_body": shown_body(body, content_type, secrets),
         "duration_ms": round((time.perf_counter() - started) * 1000, 1),
     }
@@ -418,6 +418,19 @@ def _exchange(
     if error is not None:
         exchange["error"] = error
     return exchange
+
+
+# Headers the HTTP library adds to every request by itself; the step log keeps the
+# headers a call chose (and Authorization, redacted, to show that it was sent).
+_TRANSPORT_HEADERS = {"user-agent", "accept-encoding", "connection", "content-length"}
+
+
+def _chosen(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        k: v
+        for k, v in headers.items()
+        if k.lower() not in _TRANSPORT_HEADERS and not (k.lower() == "accept" and v == "*/*")
+    }
 
 
 _SHOWN_RESPONSE_HEADERS = {"content-type", "retry-after", "etag", "location", "www-authenticate"}
