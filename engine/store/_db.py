@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -25,7 +27,7 @@ class Database:
             kwargs["connect_args"] = {
                 "check_same_thread": False,
                 "timeout": _BUSY_SECONDS,
-                "factory": _writer_queue(),
+                "factory": _writer_queue(url),
             }
             if ":memory:" not in url and url not in ("sqlite://", "sqlite:///"):
                 # Connections are kept open: closing the last one checkpoints the WAL
@@ -75,23 +77,51 @@ class Database:
 _BUSY_SECONDS = 60
 
 
-class _QueuedWriterConnection(sqlite3.Connection):
-    """A SQLite connection whose write transactions queue on a lock of this process.
+class _WriterQueue:
+    """The turn to write to one SQLite file: threads queue on a lock, processes on a
+    ``flock`` of a file beside the database; both hand over the moment it is free.
 
     SQLite lets one writer in at a time; the others wait in its busy handler, which
     sleeps in growing steps (up to 100 ms) and so leaves the database idle after
-    the writer is done. Threads of one process hand the write lock over at once
-    instead; other processes still meet SQLite's own locking.
+    the writer is done. Processes that do not use Catflow's store still meet
+    SQLite's own locking.
     """
 
-    writers: threading.Lock  # one per database, set by _writer_queue
-    holding = False
+    def __init__(self, path: str | None) -> None:
+        self.threads = threading.Lock()
+        self.path = path
+        self._fd: int | None = None
 
-    def begin_write(self) -> None:
-        if not self.writers.acquire(timeout=_BUSY_SECONDS):
+    def acquire(self) -> None:
+        if not self.threads.acquire(timeout=_BUSY_SECONDS):
             raise sqlite3.OperationalError(
                 f"database is locked: no write transaction ended for {_BUSY_SECONDS} s"
             )
+        try:
+            if self.path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self.threads.release()
+            raise
+
+    def release(self) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self.threads.release()
+
+
+class _QueuedWriterConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions take their turn (``_WriterQueue``)."""
+
+    writers: _WriterQueue  # one per database, set by _writer_queue
+    holding = False
+
+    def begin_write(self) -> None:
+        self.writers.acquire()
         self.holding = True
 
     def end_write(self) -> None:
@@ -118,9 +148,12 @@ class _QueuedWriterConnection(sqlite3.Connection):
             self.end_write()
 
 
-def _writer_queue() -> type[_QueuedWriterConnection]:
-    """A connection class whose write lock all connections of one Database share."""
-    return type("QueuedWriterConnection", (_QueuedWriterConnection,), {"writers": threading.Lock()})
+def _writer_queue(url: str) -> type[_QueuedWriterConnection]:
+    """A connection class whose write turn all connections of one Database share."""
+    database = make_url(url).database or ""
+    in_file = database not in ("", ":memory:") and not database.startswith("file:")
+    queue = _WriterQueue(f"{database}.writers" if in_file else None)
+    return type("QueuedWriterConnection", (_QueuedWriterConnection,), {"writers": queue})
 
 
 def _configure_sqlite(engine: Engine) -> None:
