@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
-from engine.store import OutboxEvent, RecordRow, utcnow
+from engine.store import OutboxEvent, RecordRow, note_outbox_write, utcnow
 
 from ._fields import FieldDef, FieldError, moment_of, normalise, parse_filter
 from ._schema import CatalogDef
@@ -412,6 +412,7 @@ class RecordService:
                 cause_process_id=cause.process_id,
             )
         )
+        note_outbox_write(session)
 
 
 def _id(value: Any) -> int:

@@ -15,6 +15,7 @@ from ._models import (
     RecordRow,
     StepRow,
 )
+from ._signals import note_outbox_write, outbox_written
 from ._types import utcnow
 
 __all__ = [
@@ -33,5 +34,7 @@ __all__ = [
     "current_revision",
     "head_revision",
     "migrate",
+    "note_outbox_write",
+    "outbox_written",
     "utcnow",
 ]
