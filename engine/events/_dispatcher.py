@@ -9,15 +9,14 @@ key in the database, not this code, guarantees it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.catalogs import CatalogDef, TriggerDef
+from engine.catalogs import CatalogDef
 from engine.errors import NotFound
 from engine.store import Database, InstanceRow, OutboxEvent, utcnow
 
@@ -26,9 +25,25 @@ from ._triggers import event_dict, match
 log = logging.getLogger("catflow.dispatcher")
 
 
-# Creates an instance of the latest version of a process; raises NotFound if none.
-# The runtime provides it (events does not depend on runtime).
-StartInstance = Callable[..., int]
+class InstanceStarter(Protocol):
+    """How the dispatcher starts instances (the runtime provides it; events does not
+    depend on runtime). ``prepare`` does the work that needs no write lock."""
+
+    def prepare(self, session: Session, process_id: str, variables: dict[str, Any]) -> object:
+        """The start of an instance of the process's latest version; NotFound if none."""
+
+    def start(
+        self,
+        session: Session,
+        prepared: object,
+        *,
+        cause: dict[str, Any],
+        serial_key: str,
+        event_id: int,
+        rule_key: str,
+        record: tuple[str, int],
+    ) -> int:
+        """Insert the prepared instance; its id."""
 
 
 @dataclass
@@ -38,16 +53,38 @@ class DispatchReport:
     held: int = 0  # events left for later (e.g. a process not deployed yet)
 
 
+@dataclass
+class _Start:
+    rule_key: str
+    prepared: object
+    cause: dict[str, Any]
+
+
+@dataclass
+class _Plan:
+    """What one event leads to, worked out before the write transaction."""
+
+    event_id: int
+    key: tuple[str, int]  # catalog and record id: the serial key's parts
+    starts: list[_Start] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # per rule; "started" notes come later
+    held: str | None = None  # why the event must wait (no such process deployed yet)
+
+
 def dispatch_pending(
     db: Database,
     catalogs: dict[str, CatalogDef],
-    start_instance: StartInstance,
+    starter: InstanceStarter,
     batch: int = 200,
 ) -> DispatchReport:
+    """Start the instances of the events not yet dispatched, oldest first.
+
+    Matching rules (conditions run in the sandbox) and building each instance's
+    start state happen in a read-only transaction; the write transaction that
+    records the result is short, so record writers are not kept waiting.
+    """
     report = DispatchReport()
-    with db.session() as session:
-        if not _dispatch_lock(session):
-            return report  # another dispatcher is at work; instance order needs just one
+    with db.read_session() as session:
         events = list(
             session.scalars(
                 select(OutboxEvent)
@@ -56,50 +93,95 @@ def dispatch_pending(
                 .limit(batch)
             )
         )
+        plans = [_plan(session, event, catalogs.get(event.catalog), starter) for event in events]
+    if not plans:
+        return report
+    with db.session() as session:
+        if not _dispatch_lock(session):
+            return report  # another dispatcher is at work; instance order needs just one
+        pending = set(
+            session.scalars(
+                select(OutboxEvent.id).where(
+                    OutboxEvent.id.in_([p.event_id for p in plans]),
+                    OutboxEvent.dispatched_at.is_(None),
+                )
+            )
+        )
         held_keys: set[tuple[str, int]] = set()
-        for event in events:
-            key = (event.catalog, event.record_id)
-            if key in held_keys:
+        for plan in plans:
+            if plan.event_id not in pending:
+                continue  # another dispatcher did it meanwhile
+            if plan.key in held_keys or plan.held is not None:
+                held_keys.add(plan.key)  # later events of this record wait too: order
                 report.held += 1
-                continue  # an earlier event of this record is held: keep the order
-            definition = catalogs.get(event.catalog)
-            notes: list[str] = []
-            created: list[int] = []
-            try:
-                for rule in definition.triggers if definition else ():
-                    result = match(rule, event)
-                    if not result.matched:
-                        if rule.on == event.kind:  # other kinds' rules go without saying
-                            notes.append(f"{rule.key}: {result.reason}")
-                        if result.failed:
-                            log.warning(
-                                "trigger condition failed; no instance started",
-                                extra={
-                                    "event_id": event.id,
-                                    "catalog": event.catalog,
-                                    "record_id": event.record_id,
-                                    "rule": rule.key,
-                                    "reason": result.reason,
-                                },
-                            )
-                        continue
-                    instance_id = _start(session, event, rule, start_instance)
-                    created.append(instance_id)
-                    notes.append(f"{rule.key}: started instance {instance_id}")
-            except NotFound as exc:
-                log.error("event held: %s", exc.message, extra={"event_id": event.id})
-                held_keys.add(key)
-                report.held += 1
-                event.dispatch_note = f"held: {exc.message}"
+                if plan.held is not None:
+                    session.execute(
+                        update(OutboxEvent)
+                        .where(OutboxEvent.id == plan.event_id)
+                        .values(dispatch_note=f"held: {plan.held}")
+                    )
                 continue
-            event.dispatched_at = utcnow()
-            event.dispatch_note = "; ".join(notes) or f"no trigger rule for {event.kind} events"
-            # The values went to the instances as their variables (record, old); the
-            # event keeps what changed, who changed it and when, without a third copy.
-            event.old = event.new = None
+            notes = list(plan.notes)
+            for start in plan.starts:
+                instance_id = _start(session, plan, start, starter)
+                report.instances.append(instance_id)
+                notes.append(f"{start.rule_key}: started instance {instance_id}")
+            session.execute(
+                update(OutboxEvent)
+                .where(OutboxEvent.id == plan.event_id)
+                .values(
+                    dispatched_at=utcnow(),
+                    dispatch_note="; ".join(notes) or "no trigger rule matched",
+                    # The values went to the instances as their variables (record, old);
+                    # the event keeps what changed, who changed it and when.
+                    old=None,
+                    new=None,
+                )
+            )
             report.events += 1
-            report.instances.extend(created)
     return report
+
+
+def _plan(
+    session: Session,
+    event: OutboxEvent,
+    definition: CatalogDef | None,
+    starter: InstanceStarter,
+) -> _Plan:
+    plan = _Plan(event.id, (event.catalog, event.record_id))
+    described = event_dict(event)
+    for rule in definition.triggers if definition else ():
+        result = match(rule, event)
+        if not result.matched:
+            if rule.on == event.kind:  # other kinds' rules go without saying
+                plan.notes.append(f"{rule.key}: {result.reason}")
+            if result.failed:
+                log.warning(
+                    "trigger condition failed; no instance started",
+                    extra={
+                        "event_id": event.id,
+                        "catalog": event.catalog,
+                        "record_id": event.record_id,
+                        "rule": rule.key,
+                        "reason": result.reason,
+                    },
+                )
+            continue
+        variables: dict[str, Any] = {
+            **rule.variables,
+            "record": event.new if event.new is not None else event.old,
+            "old": event.old,
+            "event": described,
+        }
+        try:
+            prepared = starter.prepare(session, rule.process, variables)
+        except NotFound as exc:
+            log.error("event held: %s", exc.message, extra={"event_id": event.id})
+            plan.held = exc.message
+            return plan
+        cause = {"event_id": event.id, "rule": rule.key, **described["cause"]}
+        plan.starts.append(_Start(rule.key, prepared, cause))
+    return plan
 
 
 # Per-record order rests on instances being created in event order, so only one
@@ -116,47 +198,32 @@ def _dispatch_lock(session: Session) -> bool:
     )
 
 
-def _start(
-    session: Session,
-    event: OutboxEvent,
-    rule: TriggerDef,
-    start_instance: StartInstance,
-) -> int:
-    rule_key, process_id = rule.key, rule.process
-    existing = session.scalar(
-        select(InstanceRow.id).where(
-            InstanceRow.event_id == event.id, InstanceRow.rule_key == rule_key
+def _start(session: Session, plan: _Plan, start: _Start, starter: InstanceStarter) -> int:
+    def existing() -> int | None:
+        return session.scalar(
+            select(InstanceRow.id).where(
+                InstanceRow.event_id == plan.event_id, InstanceRow.rule_key == start.rule_key
+            )
         )
-    )
-    if existing is not None:
-        return existing
-    record = event.new if event.new is not None else event.old
-    variables: dict[str, Any] = {
-        **rule.variables,
-        "record": record,
-        "old": event.old,
-        "event": event_dict(event),
-    }
+
+    found = existing()
+    if found is not None:
+        return found
+    catalog, record_id = plan.key
     try:
         with session.begin_nested():
-            instance_id = start_instance(
+            return starter.start(
                 session,
-                process_id,
-                variables,
-                cause={"event_id": event.id, "rule": rule_key, **event_dict(event)["cause"]},
-                serial_key=f"{event.catalog}:{event.record_id}",
-                event_id=event.id,
-                rule_key=rule_key,
-                record=(event.catalog, event.record_id),
+                start.prepared,
+                cause=start.cause,
+                serial_key=f"{catalog}:{record_id}",
+                event_id=plan.event_id,
+                rule_key=start.rule_key,
+                record=plan.key,
             )
     except IntegrityError:
         # Another dispatcher made it first; that one is the instance.
-        again = session.scalar(
-            select(InstanceRow.id).where(
-                InstanceRow.event_id == event.id, InstanceRow.rule_key == rule_key
-            )
-        )
+        again = existing()
         if again is None:
             raise
         return again
-    return instance_id

@@ -30,7 +30,7 @@ from ._instances import (
     start_process,
     suspend,
 )
-from ._project import Project, open_project, start_for_event
+from ._project import Project, event_starter, open_project
 from ._runner import Runner, RunOnceReport
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "deploy_paths",
     "deployed_process_ids",
     "due_now",
+    "event_starter",
     "get_instance",
     "instance_detail",
     "instance_summary",
@@ -63,7 +64,6 @@ __all__ = [
     "retry",
     "run_worker",
     "skip",
-    "start_for_event",
     "start_process",
     "states",
     "suspend",

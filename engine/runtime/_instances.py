@@ -40,11 +40,10 @@ def create_instance(
     event_id: int | None = None,
     rule_key: str | None = None,
     record: tuple[str, int] | None = None,
+    workflow: str | None = None,
 ) -> InstanceRow:
-    try:
-        run = ProcessRun.start(version.spec, variables, limits_of(version))
-    except (TypeError, ValueError) as exc:
-        raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
+    """A queued instance of ``version``; ``workflow``, if given, is its start state as
+    ``initial_state`` made it (then ``variables`` are in it already)."""
     now = utcnow()
     row = InstanceRow(
         process_id=version.process_id,
@@ -55,7 +54,7 @@ def create_instance(
         rule_key=rule_key,
         record_catalog=record[0] if record else None,
         record_id=record[1] if record else None,
-        workflow=run.dump(),
+        workflow=workflow if workflow is not None else initial_state(version, variables),
         due_at=now,
         cause=cause,
         created_at=now,
@@ -64,6 +63,14 @@ def create_instance(
     session.add(row)
     session.flush()
     return row
+
+
+def initial_state(version: ProcessVersionRow, variables: dict[str, Any]) -> str:
+    """The serialised start state of an instance of ``version`` with these variables."""
+    try:
+        return ProcessRun.start(version.spec, variables, limits_of(version)).dump()
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
 
 
 def start_process(

@@ -22,38 +22,54 @@ from engine.catalogs import (
 from engine.components.outbound import HttpClient, OutboundPolicy, RetrySettings
 from engine.config import Settings, load_settings
 from engine.connections import Tokens, load_box
-from engine.store import Database, migrate
+from engine.store import Database, ProcessVersionRow, migrate
 
 from ._definitions import DeployResult, deploy_paths, deployed_process_ids, latest_version
-from ._instances import create_instance
+from ._instances import create_instance, initial_state
 
 log = logging.getLogger("catflow.project")
 
 
-def start_for_event(
-    session: Session,
-    process_id: str,
-    variables: dict[str, Any],
-    *,
-    cause: dict[str, Any],
-    serial_key: str | None,
-    event_id: int | None,
-    rule_key: str | None,
-    record: tuple[str, int] | None,
-) -> int:
-    """The dispatcher's way to start an instance of a process's latest version."""
-    version = latest_version(session, process_id)
-    row = create_instance(
-        session,
-        version,
-        variables,
-        cause=cause,
-        serial_key=serial_key,
-        event_id=event_id,
-        rule_key=rule_key,
-        record=record,
-    )
-    return row.id
+@dataclass(frozen=True)
+class _PreparedStart:
+    version: ProcessVersionRow
+    workflow: str  # the serialised start state
+
+
+class _EventStarter:
+    """How the dispatcher starts instances of a process's latest version."""
+
+    def prepare(self, session: Session, process_id: str, variables: dict[str, Any]) -> object:
+        version = latest_version(session, process_id)
+        return _PreparedStart(version, initial_state(version, variables))
+
+    def start(
+        self,
+        session: Session,
+        prepared: object,
+        *,
+        cause: dict[str, Any],
+        serial_key: str,
+        event_id: int,
+        rule_key: str,
+        record: tuple[str, int],
+    ) -> int:
+        assert isinstance(prepared, _PreparedStart)
+        row = create_instance(
+            session,
+            prepared.version,
+            {},
+            cause=cause,
+            serial_key=serial_key,
+            event_id=event_id,
+            rule_key=rule_key,
+            record=record,
+            workflow=prepared.workflow,
+        )
+        return row.id
+
+
+event_starter = _EventStarter()
 
 
 class _ProjectCredentials:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy import update as sql_update
 
 from engine.events import dispatch_pending
-from engine.runtime import start_for_event
+from engine.runtime import event_starter
 from engine.store import OutboxEvent
 
 NOOP = chain("noop", start(), script("s", "seen = record['title']"), end())
@@ -52,13 +52,13 @@ def test_each_event_and_rule_yields_exactly_one_instance(open_test_project: Any)
         catalogs={"items": catalog("[{on: created, process: noop}]")}, processes={"noop": NOOP}
     )
     create(project, "items", {"title": "a"})
-    first = dispatch_pending(project.db, project.catalogs, start_for_event)
+    first = dispatch_pending(project.db, project.catalogs, event_starter)
     assert len(first.instances) == 1
     # A second dispatcher re-reading the same event (as if the first died after
     # committing) finds the instance the unique key already holds.
     with project.db.session() as s:
         s.execute(sql_update(OutboxEvent).values(dispatched_at=None))
-    again = dispatch_pending(project.db, project.catalogs, start_for_event)
+    again = dispatch_pending(project.db, project.catalogs, event_starter)
     assert again.instances == first.instances
     assert len(instances(project)) == 1
 
