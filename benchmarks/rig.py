@@ -161,7 +161,7 @@ class Rig:
 
         if not record_ids:
             return set()
-        with self.project.db.session() as s:
+        with self.project.db.read_session() as s:
             rows = s.execute(
                 select(RecordRow.id, RecordRow.data).where(RecordRow.id.in_(record_ids))
             )

@@ -13,7 +13,7 @@ from engine.errors import CatflowError
 N = TypeVar("N", int, float)
 
 
-def _number(name: str, default: N) -> N:
+def _number(name: str, default: N, *, zero_ok: bool = False) -> N:
     """A number from the environment, of the default's type; a clear error if it is not one."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -24,8 +24,9 @@ def _number(name: str, default: N) -> N:
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise CatflowError(f"{name}={raw!r} is not {what}") from None
-    if value <= 0:
-        raise CatflowError(f"{name}={raw!r} must be greater than zero")
+    if value < 0 or (value == 0 and not zero_ok):
+        floor = "zero or more" if zero_ok else "greater than zero"
+        raise CatflowError(f"{name}={raw!r} must be {floor}")
     return value
 
 
@@ -41,7 +42,7 @@ def normalise_database_url(url: str) -> str:
 class Settings:
     project_dir: Path
     database_url: str
-    workers: int
+    workers: int  # worker threads (per worker process, when there are processes)
     lease_seconds: float
     poll_interval: float
     max_bpmn_bytes: int
@@ -61,6 +62,8 @@ class Settings:
     connection_rate_per_minute: int = 580
     # The Celery broker of `catflow worker` and `catflow serve --no-workers`.
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # Worker processes of `catflow serve` (0: worker threads in the serving process).
+    worker_processes: int = 0
 
     @property
     def catalogs_dir(self) -> Path:
@@ -108,4 +111,5 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
         http_max_inline_wait=_number("CATFLOW_HTTP_MAX_INLINE_WAIT", 5.0),
         connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 580),
         broker_url=os.environ.get("CATFLOW_BROKER_URL") or "redis://127.0.0.1:6379/0",
+        worker_processes=_number("CATFLOW_WORKER_PROCESSES", 0, zero_ok=True),
     )

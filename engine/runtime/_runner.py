@@ -12,12 +12,17 @@ import logging
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.events import dispatch_pending
+from engine.store import outbox_written
 
 from ._executor import Executor
 from ._leader import Leadership
-from ._project import Project, start_for_event
+from ._project import Project, event_starter
+
+if TYPE_CHECKING:
+    from ._processes import WorkerProcesses
 
 log = logging.getLogger("catflow.runner")
 
@@ -31,9 +36,15 @@ class RunOnceReport:
 
 
 class Runner:
-    def __init__(self, project: Project, workers: int | None = None) -> None:
+    def __init__(
+        self, project: Project, workers: int | None = None, processes: int | None = None
+    ) -> None:
+        """``workers``: worker threads here; ``processes``: worker processes, each with
+        ``workers`` threads (then none run here). No workers and no processes: due
+        instances go to Celery workers through the broker."""
         self.project = project
         self.workers = workers if workers is not None else project.settings.workers
+        self.processes = processes if processes is not None else project.settings.worker_processes
         self.executor = Executor(
             project.db,
             project.records,
@@ -42,11 +53,12 @@ class Runner:
             project.http,
         )
         self._wake = threading.Event()
+        self._children: WorkerProcesses | None = None
         self.dispatcher_lead = Leadership(project.db, "dispatcher")
         self.scheduler_lead = Leadership(project.db, "scheduler")
 
     def dispatch(self) -> tuple[int, int]:
-        report = dispatch_pending(self.project.db, self.project.catalogs, start_for_event)
+        report = dispatch_pending(self.project.db, self.project.catalogs, event_starter)
         return report.events, len(report.instances)
 
     def run_once(self, max_rounds: int = 10_000) -> RunOnceReport:
@@ -69,24 +81,59 @@ class Runner:
     def serve(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set; then finish the step at hand and return."""
         threads = [threading.Thread(target=self._dispatcher_loop, args=(stop,), name="dispatcher")]
-        threads += [
-            threading.Thread(target=self._worker_loop, args=(stop,), name=f"worker-{i + 1}")
-            for i in range(self.workers)
-        ]
-        if not self.workers:
+        if self.processes:
+            from ._processes import WorkerProcesses
+
+            self._children = WorkerProcesses(self.project.settings, self.processes, self.workers)
+            self._children.start()
+        elif self.workers:
+            threads += self._worker_threads(stop)
+        else:
             threads.append(
                 threading.Thread(target=self._scheduler_loop, args=(stop,), name="scheduler")
             )
         for thread in threads:
             thread.start()
-        log.info("serving", extra={"workers": self.workers, "worker": self.executor.worker_name})
+        log.info(
+            "serving",
+            extra={
+                "workers": self.workers,
+                "processes": self.processes,
+                "worker": self.executor.worker_name,
+            },
+        )
         stop.wait()
         self._wake.set()
+        outbox_written.set()  # the dispatcher waits on it: let it see the stop now
+        if self._children is not None:
+            self._children.stop()
         for thread in threads:
             thread.join()
         self.dispatcher_lead.release()
         self.scheduler_lead.release()
         log.info("stopped")
+
+    def work(self, stop: threading.Event) -> None:
+        """Only run instances (a worker process): worker threads until ``stop`` is set."""
+        threads = self._worker_threads(stop)
+        for thread in threads:
+            thread.start()
+        stop.wait()
+        self._wake.set()
+        for thread in threads:
+            thread.join()
+
+    def wake(self) -> None:
+        """Work is due: idle workers look for it now rather than at their next poll."""
+        self._wake.set()
+        if self._children is not None:
+            self._children.wake()
+
+    def _worker_threads(self, stop: threading.Event) -> list[threading.Thread]:
+        return [
+            threading.Thread(target=self._worker_loop, args=(stop,), name=f"worker-{i + 1}")
+            for i in range(self.workers)
+        ]
 
     def _dispatcher_loop(self, stop: threading.Event) -> None:
         interval = self.project.settings.poll_interval
@@ -95,15 +142,17 @@ class Runner:
                 if not self.dispatcher_lead.held():  # another process dispatches
                     stop.wait(max(1.0, interval))
                     continue
+                outbox_written.clear()  # set again by a commit from here on: not missed
                 events, created = self.dispatch()
             except Exception:
                 log.exception("dispatcher failed; retrying")
                 stop.wait(min(5.0, interval * 10))
                 continue
             if created:
-                self._wake.set()
+                self.wake()
             if not events:
-                stop.wait(interval)
+                # Changes committed in this process wake us at once; others' are polled.
+                outbox_written.wait(interval)
 
     def _worker_loop(self, stop: threading.Event) -> None:
         interval = self.project.settings.poll_interval

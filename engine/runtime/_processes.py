@@ -1,0 +1,135 @@
+"""Worker processes of one ``catflow serve``: all the cores of one machine.
+
+Worker threads share one interpreter lock, so one process runs instances on one
+core at a time. ``CATFLOW_WORKER_PROCESSES`` starts that many child processes,
+each with its own worker threads, on the same store (SQLite or PostgreSQL); the
+serving process keeps the dispatcher and the HTTP API. Children claim instances
+from the database as threads do (leases decide); the dispatcher wakes them when
+it started new instances. Each child has a worker name of its own, and an equal
+share of each connection's rate limit, so together they keep to the limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+
+from engine.config import Settings
+
+log = logging.getLogger("catflow.processes")
+
+_SETTINGS_VAR = "CATFLOW_WORKER_PROCESS_SETTINGS"
+
+
+class WorkerProcesses:
+    """Children are plain ``python`` processes (not multiprocessing's spawn, which would
+    import the parent's main module again). Their standard input is the line to the
+    parent: a byte ``w`` wakes them, its end (the parent stopped or died) stops them."""
+
+    def __init__(self, settings: Settings, processes: int, threads: int) -> None:
+        share = max(1, settings.connection_rate_per_minute // processes)
+        self._settings = [
+            dataclasses.replace(
+                settings,
+                worker_name=f"{settings.worker_name}/p{n + 1}",
+                connection_rate_per_minute=share,
+                workers=threads,
+            )
+            for n in range(processes)
+        ]
+        self._children: list[subprocess.Popen[bytes]] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        level = _log_level()
+        for settings in self._settings:
+            env = dict(os.environ)
+            env[_SETTINGS_VAR] = base64.b64encode(pickle.dumps((settings, level))).decode()
+            self._children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "engine.runtime._processes"],
+                    stdin=subprocess.PIPE,
+                    env=env,
+                )
+            )
+        log.info("worker processes started", extra={"processes": len(self._children)})
+
+    def wake(self) -> None:
+        """New work is due: children waiting for some look at once."""
+        with self._lock:
+            for child in self._children:
+                try:
+                    assert child.stdin is not None
+                    child.stdin.write(b"w")
+                    child.stdin.flush()
+                except (BrokenPipeError, ValueError):
+                    pass  # that child is gone; stop() reports it
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Let each child finish the step at hand, then end; end those that do not."""
+        with self._lock:
+            for child in self._children:
+                if child.stdin is not None:
+                    with contextlib.suppress(BrokenPipeError):
+                        child.stdin.close()
+        for child in self._children:
+            try:
+                child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("worker process did not stop; ending it", extra={"pid": child.pid})
+                child.kill()
+                child.wait(5)
+            if child.returncode not in (0, None):
+                log.warning(
+                    "worker process ended with an error",
+                    extra={"pid": child.pid, "exit_code": child.returncode},
+                )
+
+    def alive(self) -> int:
+        return sum(1 for child in self._children if child.poll() is None)
+
+
+def _log_level() -> str | None:
+    """The parent's log level, if it set up Catflow's logging (children log the same way)."""
+    logger = logging.getLogger("catflow")
+    return logging.getLevelName(logger.getEffectiveLevel()) if logger.handlers else None
+
+
+def _child() -> None:
+    """A worker process: worker threads until the parent closes our standard input."""
+    from engine.logs import configure_logging
+
+    from ._project import open_project
+    from ._runner import Runner
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops us
+    settings, log_level = pickle.loads(base64.b64decode(os.environ[_SETTINGS_VAR]))
+    if log_level:
+        configure_logging(log_level)
+    project = open_project(settings, load_files=False)
+    runner = Runner(project, workers=settings.workers, processes=0)
+    stopping = threading.Event()
+
+    def relay() -> None:
+        while sys.stdin.buffer.read(1):  # b"w": work is due
+            runner.wake()
+        stopping.set()
+        runner.wake()
+
+    threading.Thread(target=relay, name="wake-relay", daemon=True).start()
+    try:
+        runner.work(stopping)
+    finally:
+        project.close()
+
+
+if __name__ == "__main__":
+    _child()
