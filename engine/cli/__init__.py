@@ -200,7 +200,17 @@ def run_once() -> None:
 
 
 @cli.command("serve")
-@click.option("--workers", type=int, help="Worker threads (default: $CATFLOW_WORKERS or 4).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Worker threads, per worker process if there are any (default: $CATFLOW_WORKERS or 4).",
+)
+@click.option(
+    "--worker-processes",
+    type=click.IntRange(min=0),
+    help="Run the workers in this many child processes, to use more than one core "
+    "(default: $CATFLOW_WORKER_PROCESSES or 0: threads of this process).",
+)
 @click.option(
     "--host",
     default=lambda: os.environ.get("CATFLOW_HTTP_HOST", "127.0.0.1"),
@@ -222,10 +232,20 @@ def run_once() -> None:
     "($CATFLOW_BROKER_URL) for `catflow worker` processes.",
 )
 @handle_errors
-def serve(workers: int | None, host: str, port: int, no_http: bool, no_workers: bool) -> None:
+def serve(
+    workers: int | None,
+    worker_processes: int | None,
+    host: str,
+    port: int,
+    no_http: bool,
+    no_workers: bool,
+) -> None:
     """Run the dispatcher, the scheduler, the workers and the HTTP API until stopped (Ctrl-C)."""
     project = state().project()
-    runner = Runner(project, workers=0 if no_workers else workers)
+    if no_workers:
+        runner = Runner(project, workers=0, processes=0)
+    else:
+        runner = Runner(project, workers=workers, processes=worker_processes)
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -243,7 +263,9 @@ def serve(workers: int | None, host: str, port: int, no_http: bool, no_workers: 
     click.echo(
         f"catflow serving {project.settings.project_dir} on {where}"
         + (
-            f" with {runner.workers} worker(s)"
+            f" with {runner.processes} worker process(es) of {runner.workers} thread(s)"
+            if runner.processes
+            else f" with {runner.workers} worker(s)"
             if runner.workers
             else f" with Celery workers via {_safe_broker(project.settings.broker_url)}"
         )

@@ -49,18 +49,41 @@ class WorkerProcesses:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        level = _log_level()
-        for settings in self._settings:
-            env = dict(os.environ)
-            env[_SETTINGS_VAR] = base64.b64encode(pickle.dumps((settings, level))).decode()
-            self._children.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "engine.runtime._processes"],
-                    stdin=subprocess.PIPE,
-                    env=env,
-                )
-            )
+        self._children = [self._spawn(settings) for settings in self._settings]
         log.info("worker processes started", extra={"processes": len(self._children)})
+
+    def _spawn(self, settings: Settings) -> subprocess.Popen[bytes]:
+        env = dict(os.environ)
+        env[_SETTINGS_VAR] = base64.b64encode(pickle.dumps((settings, _log_level()))).decode()
+        return subprocess.Popen(
+            [sys.executable, "-m", "engine.runtime._processes"], stdin=subprocess.PIPE, env=env
+        )
+
+    def supervise(self, stop: threading.Event, every: float = 1.0) -> None:
+        """Start a child again when one ended (killed, out of memory) until ``stop``.
+
+        The instances it held are taken over by the others once its leases run out.
+        """
+        while not stop.wait(every):
+            with self._lock:
+                for n, child in enumerate(self._children):
+                    if child.poll() is None or stop.is_set():
+                        continue
+                    log.warning(
+                        "worker process ended; starting it again",
+                        extra={
+                            "pid": child.pid,
+                            "exit_code": child.returncode,
+                            "worker": self._settings[n].worker_name,
+                        },
+                    )
+                    if child.stdin is not None:
+                        with contextlib.suppress(OSError):
+                            child.stdin.close()
+                    self._children[n] = self._spawn(self._settings[n])
+
+    def pids(self) -> list[int]:
+        return [child.pid for child in self._children]
 
     def wake(self) -> None:
         """New work is due: children waiting for some look at once."""

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from engine.errors import CatflowError
 from engine.events import dispatch_pending
 from engine.store import outbox_written
 
@@ -45,6 +46,11 @@ class Runner:
         self.project = project
         self.workers = workers if workers is not None else project.settings.workers
         self.processes = processes if processes is not None else project.settings.worker_processes
+        if self.processes and self.workers < 1:
+            raise CatflowError(
+                f"{self.processes} worker process(es) with no worker threads would run "
+                "nothing; give each at least one (--workers / CATFLOW_WORKERS)"
+            )
         self.executor = Executor(
             project.db,
             project.records,
@@ -86,6 +92,11 @@ class Runner:
 
             self._children = WorkerProcesses(self.project.settings, self.processes, self.workers)
             self._children.start()
+            threads.append(
+                threading.Thread(
+                    target=self._children.supervise, args=(stop,), name="worker-processes"
+                )
+            )
         elif self.workers:
             threads += self._worker_threads(stop)
         else:

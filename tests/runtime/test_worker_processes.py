@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import pytest
 from bpmn_builder import chain, end, script, start
+from conftest import settings_for, write_files
 from flow_helpers import catalog, create, instances
 from sqlalchemy import select
 
-from engine.runtime import Runner
+from engine.runtime import Runner, open_project
 from engine.store import StepRow
 
 NOOP = chain("noop", start(), script("s", "seen = record['title']"), end())
@@ -68,3 +75,62 @@ def test_a_change_committed_here_wakes_the_dispatcher_at_once(open_test_project:
     finally:
         stop.set()
         serving.join(60)
+
+
+@pytest.mark.slow
+def test_serve_with_worker_processes_restarts_a_killed_one_and_stops_them_all(
+    project_dir: Path, db_url: str, tmp_path: Path
+) -> None:
+    import psutil
+
+    write_files(project_dir, {"items": catalog("[{on: created, process: noop}]")}, {"noop": NOOP})
+    project = open_project(settings_for(project_dir, db_url))
+    log = tmp_path / "serve.log"
+    env = {**os.environ, "CATFLOW_DATABASE_URL": db_url, "CATFLOW_LEASE_SECONDS": "2"}
+    with log.open("ab") as out:
+        server = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "engine", "--project", str(project_dir), "serve"),
+                *("--no-http", "--worker-processes", "2", "--workers", "1"),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def children() -> list[psutil.Process]:
+        found = []
+        for child in psutil.Process(server.pid).children():
+            try:
+                if "engine.runtime._processes" in " ".join(child.cmdline()):
+                    found.append(child)
+            except psutil.Error:  # one that was just killed (a zombie until reaped)
+                continue
+        return found
+
+    def completed() -> int:
+        return sum(i.state == "completed" for i in instances(project))
+
+    try:
+        _wait(lambda: len(children()) == 2)
+        for n in range(10):
+            create(project, "items", {"title": f"a{n}"})
+        _wait(lambda: completed() == 10)
+        victim = children()[0]
+        victim.kill()
+        _wait(lambda: len(children()) == 2 and victim.pid not in [c.pid for c in children()])
+        for n in range(10):
+            create(project, "items", {"title": f"b{n}"})
+        _wait(lambda: completed() == 20)
+        survivors = children()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(60) == 0, log.read_text()[-3000:]
+        assert not any(c.is_running() and c.status() != "zombie" for c in survivors)
+        text = log.read_text()
+        assert "worker process ended; starting it again" in text
+        assert "Traceback" not in text
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+        project.close()
