@@ -37,6 +37,9 @@ PG_URL = os.environ.get(
     ),
 )
 BROKER = os.environ.get("CATFLOW_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+# The embedded engine as one would run it on this 2-core machine: two worker
+# processes (CATFLOW_WORKER_PROCESSES=2) of two threads each.
+EMBEDDED = {"processes": 2, "workers": 2}
 
 
 def _sqlite_bytes(rig: Rig) -> int:
@@ -58,7 +61,7 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
     offered = 20 if quick else 300
     rig = Rig()
     try:
-        rig.serve()
+        rig.serve(**EMBEDDED)
         emulator = psutil.Process(rig.emulator.pid)
         bytes_before, done_before = _sqlite_bytes(rig), _completed(rig)
         cpu_before = cpu_seconds() - sum(emulator.cpu_times()[:2])
@@ -280,7 +283,7 @@ def bench_growth(quick: bool) -> dict[str, float]:
     meetings, clients, grown = (8, 4, 2000) if quick else (150, 16, 200_000)
     rig = Rig()
     try:
-        rig.serve()
+        rig.serve(**EMBEDDED)
         since = _max_instance(rig)
         elapsed, _ = rig.closed_loop(meetings, clients)
         fresh_rate, fresh_wait = meetings / elapsed, _trigger_to_start_ms(rig, since)

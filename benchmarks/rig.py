@@ -138,9 +138,10 @@ class Rig:
         )
         return env
 
-    def serve(self, workers: int | None = None) -> None:
-        """Run the engine in this process (the embedded runner)."""
-        self.runner = Runner(self.project, workers=workers)
+    def serve(self, workers: int | None = None, processes: int | None = None) -> None:
+        """Run the engine as `catflow serve` would (the embedded runner); ``processes``
+        worker processes with ``workers`` threads each, or threads here."""
+        self.runner = Runner(self.project, workers=workers, processes=processes)
         self._serving = threading.Thread(target=self.runner.serve, args=(self._stop,), daemon=True)
         self._serving.start()
 
