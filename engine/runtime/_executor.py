@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -83,7 +83,7 @@ class _Claimed:
     version_id: int
     workflow: str
     started_at: datetime | None
-    event_id: int | None
+    changed_at: datetime | None  # of the record change that started it, if one did
     record: tuple[str, int] | None
 
 
@@ -392,8 +392,8 @@ class Executor:
 
     def _run_claimed(self, claimed: _Claimed, version: _Version) -> str | None:
         instance_id = claimed.instance_id
-        if claimed.started_at == claimed.now and claimed.event_id is not None:
-            self._observe_trigger_to_start(claimed.event_id, claimed.now)
+        if claimed.started_at == claimed.now and claimed.changed_at is not None:
+            metrics.observe_trigger_to_start((claimed.now - claimed.changed_at).total_seconds())
         steps = _Steps(
             self,
             instance_id,
@@ -406,14 +406,6 @@ class Executor:
             return self._advance(instance_id, steps, version.spec, claimed.workflow, version.limits)
         finally:
             self._release(instance_id)
-
-    def _observe_trigger_to_start(self, event_id: int, started_at: datetime) -> None:
-        with self.db.read_session() as session:
-            changed_at = session.scalar(
-                select(OutboxEvent.created_at).where(OutboxEvent.id == event_id)
-            )
-        if changed_at is not None:
-            metrics.observe_trigger_to_start((started_at - changed_at).total_seconds())
 
     def claim(self, session: Session, instance_id: int | None = None) -> _Claimed | None:
         """Take the lease of an instance (``instance_id``, or the one due first), count the
@@ -456,9 +448,13 @@ class Executor:
                 InstanceRow.version_id,
                 InstanceRow.workflow,
                 InstanceRow.started_at,
-                InstanceRow.event_id,
                 InstanceRow.record_catalog,
                 InstanceRow.record_id,
+                # When the record change that started it was committed (for a metric).
+                select(OutboxEvent.created_at)
+                .where(OutboxEvent.id == InstanceRow.event_id)
+                .scalar_subquery()
+                .label("changed_at"),
             )
             .execution_options(synchronize_session=False)
         ).one_or_none()
@@ -472,7 +468,7 @@ class Executor:
             version_id=row.version_id,
             workflow=row.workflow,
             started_at=row.started_at,
-            event_id=row.event_id,
+            changed_at=_aware(row.changed_at),
             record=(catalog, record_id) if catalog and record_id else None,
         )
 
@@ -637,6 +633,15 @@ class Executor:
                 else failure.details,
             )
         )
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    """A timestamp read through a subquery, which bypasses the column's type (SQLite)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

@@ -587,7 +587,6 @@ def test_a_completed_instance_keeps_its_variables_and_path_in_little_room(
     project = open_test_project(catalogs={"items": catalog()}, processes={"simple": flow_})
     with project.db.session() as s:
         inst_id = runtime.start_process(s, "simple", {"given": "yes"}, {"kind": "user"}).id
-        started_state = s.get(InstanceRow, inst_id).workflow  # type: ignore[union-attr]
     run(project)
     shown = detail(project, inst_id)
     assert shown["state"] == "completed"
@@ -598,4 +597,4 @@ def test_a_completed_instance_keeps_its_variables_and_path_in_little_room(
         assert row is not None
         kept = load_view("", row.workflow)
     assert isinstance(kept, FinishedRun)  # not the whole task tree: nothing runs again
-    assert len(row.workflow) < len(started_state) / 2
+    assert len(row.workflow) < 300, row.workflow
