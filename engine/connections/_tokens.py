@@ -171,6 +171,9 @@ def _locked(session: Session, name: str) -> ConnectionRow:
     return row
 
 
+_TRUST_SECONDS = 30.0  # how long a token read from the store is used without reading again
+
+
 class Tokens:
     """Access tokens for connections, renewed as needed; safe across threads and processes."""
 
@@ -182,6 +185,8 @@ class Tokens:
         self.policy = policy
         self.margin = margin_seconds
         self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        # name -> (access token, its expiry, until when to trust this copy)
+        self._cached: dict[str, tuple[str, float | None, float]] = {}
         self.refreshes = 0  # token requests this object made (for operators and tests)
 
     def api_base(self, name: str) -> str:
@@ -194,18 +199,36 @@ class Tokens:
             return _hosts(get_connection(s, name))
 
     def access_token(self, name: str) -> str:
-        """A token valid for at least the margin; refreshed first if it is not."""
+        """A token valid for at least the margin; refreshed first if it is not.
+
+        A token read from the store is used again for up to ``_TRUST_SECONDS`` (each
+        call read and decrypted it before); a token that another process renewed
+        meanwhile is still valid until it expires, and a 401 drops the copy.
+        """
+        cached = self._cached.get(name)
+        if cached is not None and cached[2] > time.monotonic():
+            access, expires_at, _ = cached
+            if not self._expiring({"expires_at": expires_at}):
+                return access
         with self.db.read_session() as s:
             row = get_connection(s, name)
             self._check_usable(row)
             token = read_token(self.box, row)
         assert token is not None
         if not self._expiring(token):
-            return str(token["access_token"])
+            access = str(token["access_token"])
+            expires = token.get("expires_at")
+            self._cached[name] = (
+                access,
+                float(expires) if isinstance(expires, int | float) else None,
+                time.monotonic() + _TRUST_SECONDS,
+            )
+            return access
         return self._refresh(name, rejected=None)
 
     def after_unauthorized(self, name: str, rejected: str) -> str:
         """A service said 401 to ``rejected``: refresh once (unless someone already did)."""
+        self._cached.pop(name, None)
         return self._refresh(name, rejected=rejected)
 
     def _expiring(self, token: dict[str, Any]) -> bool:

@@ -195,3 +195,31 @@ def test_plain_http_is_only_for_loopback(catflow: Any) -> None:
         code=1,
     )
     assert "plain http; tokens and secrets travel only over https" in refused.stderr
+
+
+def test_a_token_is_read_from_the_store_once_and_a_401_drops_that_copy(
+    catflow: Any, emulator: CalendarEmulator, project_dir: Path, db_url: str
+) -> None:
+    from sqlalchemy import event
+
+    _connect(catflow, emulator)
+    tokens, db = _tokens(project_dir, db_url, emulator)
+    reads: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM connections" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        token = tokens.access_token("cal")
+        assert [tokens.access_token("cal") for _ in range(5)] == [token] * 5
+        assert len(reads) == 1  # every call read and decrypted it before
+        emulator.expire_tokens()
+        assert _calendar_list(emulator, token) == 401
+        renewed = tokens.after_unauthorized("cal", token)
+        assert tokens.access_token("cal") == renewed != token
+        assert _calendar_list(emulator, renewed) == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+        db.dispose()
