@@ -169,6 +169,7 @@ class Runner:
         interval = self.project.settings.poll_interval
         while not stop.is_set():
             ran = 0
+            self._wake.clear()  # a wake from here on is not missed: it ends the wait below
             try:
                 # Each worker claims the instance due first, one at a time: claiming is
                 # one statement, so workers never contend for the same instance.
@@ -180,7 +181,6 @@ class Runner:
                 continue
             if not ran:
                 self._wake.wait(interval)
-                self._wake.clear()
 
     def _scheduler_loop(self, stop: threading.Event) -> None:
         """Publish due instances to the broker (Celery mode); re-publish what stays due."""
@@ -194,10 +194,11 @@ class Runner:
                 if not self.scheduler_lead.held():
                     stop.wait(max(1.0, interval))
                     continue
+                self._wake.clear()  # the dispatcher wakes us when it started instances
                 due = self.executor.due_instances(limit=500)
                 publisher.publish(due)
             except Exception:
                 log.exception("scheduler failed; retrying")
                 stop.wait(min(5.0, interval * 10))
                 continue
-            stop.wait(interval)
+            self._wake.wait(interval)
