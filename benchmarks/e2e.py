@@ -62,6 +62,8 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
     rig = Rig()
     try:
         rig.serve(**EMBEDDED)
+        rig.closed_loop(clients * 2, clients)  # warm-up: worker processes up, caches filled
+        rig.wait_idle()
         emulator = psutil.Process(rig.emulator.pid)
         bytes_before, done_before = _sqlite_bytes(rig), _completed(rig)
         cpu_before = cpu_seconds() - sum(emulator.cpu_times()[:2])
@@ -214,6 +216,7 @@ def bench_pg_celery(quick: bool) -> dict[str, float]:
         ]
         try:
             time.sleep(3)  # workers connect to the broker
+            rig.closed_loop(clients * 2, clients)  # warm-up
             elapsed, _ = rig.closed_loop(meetings, clients)
             figures[f"e2e_pg_celery_{workers}w_meetings_per_s"] = meetings / elapsed
         finally:
@@ -284,6 +287,8 @@ def bench_growth(quick: bool) -> dict[str, float]:
     rig = Rig()
     try:
         rig.serve(**EMBEDDED)
+        rig.closed_loop(clients * 2, clients)  # warm-up: worker processes up, caches filled
+        rig.wait_idle()
         since = _max_instance(rig)
         elapsed, _ = rig.closed_loop(meetings, clients)
         fresh_rate, fresh_wait = meetings / elapsed, _trigger_to_start_ms(rig, since)

@@ -195,13 +195,16 @@ class Rig:
 
         Creating and polling take turns in one thread; a meeting is created when it
         is due, and its latency runs from its commit to the poll that sees it synced.
+        After the last one is offered, the rest get ``timeout`` seconds to sync.
         """
         in_flight: dict[int, float] = {}
         latencies: list[float] = []
         created = 0
         started = time.perf_counter()
-        deadline = time.monotonic() + timeout
+        deadline = float("inf")  # set once every meeting was offered
         while (created < meetings or in_flight) and time.monotonic() < deadline:
+            if created == meetings and deadline == float("inf"):
+                deadline = time.monotonic() + timeout
             while created < meetings and time.perf_counter() >= started + created / rate:
                 in_flight[self.create(created)] = time.perf_counter()
                 created += 1
