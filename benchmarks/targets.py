@@ -40,7 +40,7 @@ BOUNDS: dict[str, str] = {
     ),
     "engine_vs_raw": (
         "The same costs as e2e_sqlite_meetings_per_s; 1 : 4 needs about 100 meetings/s, "
-        "some 19 ms of CPU per meeting in all (25 ms now)."
+        "some 19 ms of CPU per meeting in all (21-25 ms now, from run to run)."
     ),
     "e2e_pg_celery_scaling": (
         "The machine. With two workers it is busy 187% of 200%: besides the workers, the "

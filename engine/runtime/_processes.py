@@ -55,9 +55,13 @@ class WorkerProcesses:
     def _spawn(self, settings: Settings) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env[_SETTINGS_VAR] = base64.b64encode(pickle.dumps((settings, _log_level()))).decode()
-        return subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-m", "engine.runtime._processes"], stdin=subprocess.PIPE, env=env
         )
+        assert child.stdin is not None
+        # Waking never blocks the dispatcher: a child whose pipe is full has wakes to read.
+        os.set_blocking(child.stdin.fileno(), False)
+        return child
 
     def supervise(self, stop: threading.Event, every: float = 1.0) -> None:
         """Start a child again when one ended (killed, out of memory) until ``stop``.
@@ -91,10 +95,11 @@ class WorkerProcesses:
             for child in self._children:
                 try:
                     assert child.stdin is not None
-                    child.stdin.write(b"w")
-                    child.stdin.flush()
-                except (BrokenPipeError, ValueError):
-                    pass  # that child is gone; stop() reports it
+                    os.write(child.stdin.fileno(), b"w")
+                except BlockingIOError:
+                    pass  # its pipe is full of wakes already
+                except (BrokenPipeError, ValueError, OSError):
+                    pass  # that child is gone; supervise() starts it again
 
     def stop(self, timeout: float = 60.0) -> None:
         """Let each child finish the step at hand, then end; end those that do not."""
