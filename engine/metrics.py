@@ -25,9 +25,12 @@ format (or OpenMetrics, when the scraper asks for it):
 
 **Per process.** The counter and the histograms live in this process's registry
 (not the global ``prometheus_client.REGISTRY``): they count what this process's
-workers and HTTP layer did since it started, and start from zero on a restart. Scrape
-each process that runs workers; with several, aggregate in Prometheus (``sum``). The
-two gauges read the shared database, so every process reports the same values.
+workers and HTTP layer did since it started, and start from zero on a restart. The
+worker processes of a ``catflow serve --worker-processes N`` send theirs to it every
+second (``snapshot``/``absorb``), so its ``/metrics`` counts their work too. Scrape
+each ``serve`` and each Celery worker host; with several, aggregate in Prometheus
+(``sum``). The two gauges read the shared database, so every process reports the
+same values.
 
 **Role.** ``/metrics`` needs the ``viewer`` role, like every other read: the counts of
 instances and calls are operational data, and the rule that every endpoint checks a
@@ -44,6 +47,7 @@ No other engine module imports ``prometheus_client``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -92,6 +96,61 @@ def observe_trigger_to_start(seconds: float) -> None:
     TRIGGER_TO_START.observe(max(0.0, seconds))
 
 
+# -- worker processes ------------------------------------------------------------------
+#
+# The worker processes of one `catflow serve` count into registries of their own; each
+# sends its samples to the serving process now and then (``snapshot``), which adds them
+# to its own (``absorb``) when it is scraped. A child that ended keeps what it counted
+# (``retire``), so the series never go back.
+
+Sample = tuple[str, dict[str, str], float]
+_others_lock = threading.Lock()
+_others: dict[str, list[Sample]] = {}  # the latest samples of each live child
+_retired: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}  # of children that ended
+
+
+def snapshot() -> list[Sample]:
+    """This process's own series, as samples another process can add up."""
+    return [(s.name, dict(s.labels), float(s.value)) for m in REGISTRY.collect() for s in m.samples]
+
+
+def absorb(source: str, samples: list[Sample]) -> None:
+    """The latest samples of the worker process ``source``."""
+    with _others_lock:
+        _others[source] = samples
+
+
+def retire(source: str) -> None:
+    """``source`` ended: what it counted stays counted."""
+    with _others_lock:
+        for name, labels, value in _others.pop(source, []):
+            key = (name, tuple(sorted(labels.items())))
+            _retired[key] = _retired.get(key, 0.0) + value
+
+
+def _with_others(metric: Metric) -> Metric:
+    """``metric`` with the worker processes' samples of it added."""
+    with _others_lock:
+        extra = [s for samples in _others.values() for s in samples]
+        extra += [(name, dict(labels), value) for (name, labels), value in _retired.items()]
+    mine = [s for s in extra if s[0].startswith(metric.name)]
+    if not mine:
+        return metric
+    totals: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    groups: dict[tuple[tuple[str, str], ...], list[tuple[str, dict[str, str]]]] = {}
+    for name, labels, value in [(s.name, dict(s.labels), s.value) for s in metric.samples] + mine:
+        key = (name, tuple(sorted(labels.items())))
+        if key not in totals:
+            group = tuple(sorted((k, v) for k, v in labels.items() if k != "le"))
+            groups.setdefault(group, []).append((name, labels))
+        totals[key] = totals.get(key, 0.0) + value
+    merged = Metric(metric.name, metric.documentation, metric.type, metric.unit)
+    for members in groups.values():  # a histogram's buckets stay together, in order
+        for name, labels in members:
+            merged.add_sample(name, labels, totals[(name, tuple(sorted(labels.items())))])
+    return merged
+
+
 class _Scrape:
     """This process's series plus the database figures read for this one scrape."""
 
@@ -100,7 +159,8 @@ class _Scrape:
         self.queue_depth = queue_depth
 
     def collect(self) -> Iterator[Metric]:
-        yield from REGISTRY.collect()
+        for metric in REGISTRY.collect():
+            yield _with_others(metric)
         instances = GaugeMetricFamily(
             "catflow_instances", "Process instances by state.", labels=["state"]
         )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import pickle
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 
+from engine import metrics
 from engine.config import Settings
 
 log = logging.getLogger("catflow.processes")
@@ -46,6 +48,7 @@ class WorkerProcesses:
             for n in range(processes)
         ]
         self._children: list[subprocess.Popen[bytes]] = []
+        self._readers: dict[int, threading.Thread] = {}  # by child pid: its output
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -56,11 +59,19 @@ class WorkerProcesses:
         env = dict(os.environ)
         env[_SETTINGS_VAR] = base64.b64encode(pickle.dumps((settings, _log_level()))).decode()
         child = subprocess.Popen(
-            [sys.executable, "-m", "engine.runtime._processes"], stdin=subprocess.PIPE, env=env
+            [sys.executable, "-m", "engine.runtime._processes"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
         )
         assert child.stdin is not None
         # Waking never blocks the dispatcher: a child whose pipe is full has wakes to read.
         os.set_blocking(child.stdin.fileno(), False)
+        reader = threading.Thread(
+            target=_read_child, args=(child, f"{settings.worker_name}#{child.pid}"), daemon=True
+        )
+        reader.start()
+        self._readers[child.pid] = reader
         return child
 
     def supervise(self, stop: threading.Event, every: float = 1.0) -> None:
@@ -120,9 +131,39 @@ class WorkerProcesses:
                     "worker process ended with an error",
                     extra={"pid": child.pid, "exit_code": child.returncode},
                 )
+        for reader in self._readers.values():
+            reader.join(5)  # the children's last metrics are in before we return
 
     def alive(self) -> int:
         return sum(1 for child in self._children if child.poll() is None)
+
+
+_METRICS_LINE = b"catflow-metrics "
+
+
+def _read_child(child: subprocess.Popen[bytes], source: str) -> None:
+    """A child's standard output: its metrics for ours; anything else passed on."""
+    assert child.stdout is not None
+    with child.stdout:
+        for line in child.stdout:
+            if line.startswith(_METRICS_LINE):
+                samples = json.loads(line[len(_METRICS_LINE) :])
+                metrics.absorb(source, [tuple(s) for s in samples])
+            else:
+                sys.stdout.buffer.write(line)
+                sys.stdout.buffer.flush()
+    metrics.retire(source)
+
+
+def _send_metrics(stop: threading.Event, every: float = 1.0) -> None:
+    """In a child: our metrics to the parent every ``every`` seconds, and once at the end."""
+    while True:
+        ended = stop.wait(every)
+        line = _METRICS_LINE + json.dumps(metrics.snapshot()).encode() + b"\n"
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()
+        if ended:
+            return
 
 
 def _log_level() -> str | None:
@@ -153,9 +194,14 @@ def _child() -> None:
         runner.wake()
 
     threading.Thread(target=relay, name="wake-relay", daemon=True).start()
+    worked = threading.Event()
+    sender = threading.Thread(target=_send_metrics, args=(worked,), name="metrics", daemon=True)
+    sender.start()
     try:
         runner.work(stopping)
     finally:
+        worked.set()
+        sender.join(5)
         project.close()
 
 

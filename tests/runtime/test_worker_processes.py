@@ -17,6 +17,7 @@ from conftest import settings_for, write_files
 from flow_helpers import catalog, create, instances
 from sqlalchemy import select
 
+from engine import metrics
 from engine.runtime import Runner, open_project
 from engine.store import StepRow
 
@@ -51,6 +52,14 @@ def test_worker_processes_run_the_instances_and_stop_with_the_server(
         serving.join(60)
     assert not serving.is_alive(), "the server did not stop"
     assert runner._children is not None and runner._children.alive() == 0
+    # The children's step durations reach the server's /metrics (they ran every step).
+    body, _ = metrics.render({}, 0)
+    counts = {
+        line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+        for line in body.decode().splitlines()
+        if line.startswith("catflow_step_duration_seconds_count{")
+    }
+    assert counts.get('element_type="ScriptTask"', 0) >= 20, counts
     with project.db.session() as s:
         workers = set(s.scalars(select(StepRow.worker)))
     # Each child has a worker name of its own (leases tell them apart); none ran here.
