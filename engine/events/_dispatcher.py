@@ -199,16 +199,6 @@ def _dispatch_lock(session: Session) -> bool:
 
 
 def _start(session: Session, plan: _Plan, start: _Start, starter: InstanceStarter) -> int:
-    def existing() -> int | None:
-        return session.scalar(
-            select(InstanceRow.id).where(
-                InstanceRow.event_id == plan.event_id, InstanceRow.rule_key == start.rule_key
-            )
-        )
-
-    found = existing()
-    if found is not None:
-        return found
     catalog, record_id = plan.key
     try:
         with session.begin_nested():
@@ -222,8 +212,13 @@ def _start(session: Session, plan: _Plan, start: _Start, starter: InstanceStarte
                 record=plan.key,
             )
     except IntegrityError:
-        # Another dispatcher made it first; that one is the instance.
-        again = existing()
-        if again is None:
+        # This event and rule have their instance already (another dispatcher, or one
+        # that died before marking the event dispatched): that one is the instance.
+        found = session.scalar(
+            select(InstanceRow.id).where(
+                InstanceRow.event_id == plan.event_id, InstanceRow.rule_key == start.rule_key
+            )
+        )
+        if found is None:
             raise
-        return again
+        return found

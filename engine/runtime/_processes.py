@@ -160,8 +160,11 @@ def _send_metrics(stop: threading.Event, every: float = 1.0) -> None:
     while True:
         ended = stop.wait(every)
         line = _METRICS_LINE + json.dumps(metrics.snapshot()).encode() + b"\n"
-        sys.stdout.buffer.write(line)
-        sys.stdout.buffer.flush()
+        try:
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+        except OSError:  # the parent is gone (then our standard input ends too)
+            return
         if ended:
             return
 
