@@ -408,8 +408,9 @@ class Executor:
             self._release(instance_id)
 
     def claim(self, session: Session, instance_id: int | None = None) -> _Claimed | None:
-        """Take the lease of an instance (``instance_id``, or the one due first), count the
-        run and mark a queued instance started — one statement; None if there is none.
+        """Take the lease of an instance (``instance_id`` if it is due, or the one due
+        first), count the run and mark a queued instance started — one statement; None
+        if there is none.
 
         Without an id the choice and the claim are one atomic statement, so workers
         never race for the same instance (PostgreSQL skips rows another claim holds).
@@ -427,7 +428,9 @@ class Executor:
                 first_due = first_due.with_for_update(skip_locked=True)
             which = InstanceRow.id == first_due.scalar_subquery()
         else:
-            which = InstanceRow.id == instance_id
+            # Only if it is due, too: an id from the broker may be stale (the instance
+            # has since gone to wait for a timer or a back-off) or, re-sent, early.
+            which = and_(InstanceRow.id == instance_id, due_now())
         row = session.execute(
             update(InstanceRow)
             .where(

@@ -598,3 +598,21 @@ def test_a_completed_instance_keeps_its_variables_and_path_in_little_room(
         kept = load_view("", row.workflow)
     assert isinstance(kept, FinishedRun)  # not the whole task tree: nothing runs again
     assert len(row.workflow) < 300, row.workflow
+
+
+def test_a_stale_id_from_the_broker_does_not_run_an_instance_before_it_is_due(
+    open_test_project: Any,
+) -> None:
+    timed = chain("timed", start(), timer("pause", "PT1H"), script("s", "woke = True"), end())
+    project = open_test_project(catalogs={"items": catalog()}, processes={"timed": timed})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "timed", {}, {"kind": "user"}).id
+    worker = _executor(project, "celery-worker")
+    assert worker.run_instance(inst_id) == "waiting"  # now it waits an hour for its timer
+    with project.db.session() as s:
+        runs = s.get(InstanceRow, inst_id).runs  # type: ignore[union-attr]
+    # The same id delivered again (a re-sent message): it is not due, so nothing runs.
+    assert worker.run_instance(inst_id) is None
+    with project.db.session() as s:
+        row = s.get(InstanceRow, inst_id)
+        assert row is not None and (row.state, row.runs) == ("waiting", runs)
