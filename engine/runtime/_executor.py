@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -373,22 +373,21 @@ class Executor:
 
     def run_instance(self, instance_id: int) -> str | None:
         """Claim and advance one instance; its new state, or None if it was not ours to run."""
-        with self.db.session() as session:
-            claimed = self.claim(session, instance_id)
-            version = self._version(session, claimed.version_id) if claimed else None
-        if claimed is None or version is None:
-            return None
-        return self._run_claimed(claimed, version)
+        taken = self._take(instance_id)
+        return None if taken is None else self._run_claimed(*taken)
 
     def run_next(self) -> tuple[int, str | None] | None:
         """Claim the instance due first and advance it: (its id, its new state or None if
         its lease was lost meanwhile); None when nothing is due."""
+        taken = self._take(None)
+        return None if taken is None else (taken[0].instance_id, self._run_claimed(*taken))
+
+    def _take(self, instance_id: int | None) -> tuple[_Claimed, _Version] | None:
         with self.db.session() as session:
-            claimed = self.claim(session)
-            version = self._version(session, claimed.version_id) if claimed else None
-        if claimed is None or version is None:
-            return None
-        return claimed.instance_id, self._run_claimed(claimed, version)
+            claimed = self.claim(session, instance_id)
+            if claimed is None:
+                return None
+            return claimed, self._version(session, claimed.version_id)
 
     def _run_claimed(self, claimed: _Claimed, version: _Version) -> str | None:
         instance_id = claimed.instance_id
@@ -471,7 +470,7 @@ class Executor:
             version_id=row.version_id,
             workflow=row.workflow,
             started_at=row.started_at,
-            changed_at=_aware(row.changed_at),
+            changed_at=row.changed_at,
             record=(catalog, record_id) if catalog and record_id else None,
         )
 
@@ -636,15 +635,6 @@ class Executor:
                 else failure.details,
             )
         )
-
-
-def _aware(value: datetime | str | None) -> datetime | None:
-    """A timestamp read through a subquery, which bypasses the column's type (SQLite)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value
 
 
 def _fill(template: str, values: dict[str, str]) -> str:

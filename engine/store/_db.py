@@ -62,7 +62,7 @@ class Database:
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
-        """A transaction that only reads (no write lock on SQLite); rolled back at the end."""
+        """A transaction that only reads (no write lock on SQLite), ended when the block ends."""
         with self._read_sessions() as session, session.begin():
             yield session
 

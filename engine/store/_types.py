@@ -42,8 +42,11 @@ _ZLIB_HEADER = 0x78
 _PACK_FROM = 160  # shorter values are stored as they are: zlib would not win much
 
 
-def pack(text: str) -> bytes:
-    raw = text.encode()
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
+
+
+def pack(raw: bytes) -> bytes:
     return zlib.compress(raw, 6) if len(raw) >= _PACK_FROM else raw
 
 
@@ -76,7 +79,7 @@ class PackedText(TypeDecorator[str]):
         return dialect.type_descriptor(LargeBinary())
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
-        return None if value is None else pack(value)
+        return None if value is None else pack(value.encode())
 
     def process_result_value(self, value: bytes | str | None, dialect: Dialect) -> str | None:
         return None if value is None else unpack(value)
@@ -91,7 +94,7 @@ class PackedJSON(TypeDecorator[Any]):
     def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
         if value is None:
             return None
-        return pack(json.dumps(value, separators=(",", ":"), default=str))
+        return pack(_compact(value))
 
     def process_result_value(self, value: bytes | str | None, dialect: Dialect) -> Any:
         return None if value is None else json.loads(unpack(value))
@@ -113,7 +116,7 @@ class PackedJSONObject(JSONType):
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is None:
             return None
-        raw = json.dumps(value, separators=(",", ":"), default=str).encode()
+        raw = _compact(value)
         if len(raw) < _PACK_FROM:
             return value
         return base64.b64encode(zlib.compress(raw, 6)).decode()

@@ -26,14 +26,19 @@ def _executor(project: Any, name: str, lease: float = 30.0) -> Executor:
     return Executor(project.db, project.records, name, lease)
 
 
+def _approve_then_note(open_test_project: Any) -> Any:
+    """Items whose creation waits for an approval and whose title change runs a note."""
+    rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
+    note = chain("note", start(), script("s", "x = 1"), end())
+    return open_test_project(
+        catalogs={"items": catalog(rules)}, processes={"approve": APPROVE, "note": note}
+    )
+
+
 def test_update_instance_starts_only_after_the_create_instance_finished(
     open_test_project: Any,
 ) -> None:
-    rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
-    note = chain("note", start(), script("s", "x = 1"), end())
-    project = open_test_project(
-        catalogs={"items": catalog(rules)}, processes={"approve": APPROVE, "note": note}
-    )
+    project = _approve_then_note(open_test_project)
     rid = create(project, "items", {"title": "a"})
     update(project, "items", rid, {"title": "b"})  # at once, before anything ran
     run(project)
@@ -559,11 +564,7 @@ def test_a_process_may_ask_for_more_memory_for_its_scripts(open_test_project: An
 def test_run_next_takes_the_instance_due_first_and_never_one_held_back(
     open_test_project: Any,
 ) -> None:
-    rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
-    note = chain("note", start(), script("s", "x = 1"), end())
-    project = open_test_project(
-        catalogs={"items": catalog(rules)}, processes={"approve": APPROVE, "note": note}
-    )
+    project = _approve_then_note(open_test_project)
     first = create(project, "items", {"title": "a"})
     update(project, "items", first, {"title": "b"})  # its instance waits for the first
     second = create(project, "items", {"title": "c"})
