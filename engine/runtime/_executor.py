@@ -9,6 +9,7 @@ after a crash they simply run again.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -22,6 +23,7 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    bindparam,
     case,
     exists,
     func,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.dml import Update
 
 from engine import metrics
 from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
@@ -58,7 +61,11 @@ log = logging.getLogger("catflow.executor")
 def due_now() -> ColumnElement[bool]:
     """What makes an instance one a worker could take now: runnable, due, not leased,
     and not queued behind an earlier instance of the same record."""
-    now = utcnow()
+    return _due_at(utcnow())
+
+
+def _due_at(now: Any) -> ColumnElement[bool]:
+    """``due_now`` as of ``now``: a time, or a bound parameter of a prepared statement."""
     earlier = aliased(InstanceRow)
     blocked = exists().where(
         earlier.serial_key == InstanceRow.serial_key,
@@ -70,6 +77,58 @@ def due_now() -> ColumnElement[bool]:
         InstanceRow.due_at <= now,
         or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
         or_(InstanceRow.state != S.QUEUED, InstanceRow.serial_key.is_(None), ~blocked),
+    )
+
+
+@functools.cache
+def _claim_statement(dialect: str, by_id: bool) -> Update:
+    """The claim as one prepared statement (built once: building and hashing it anew
+    cost about a millisecond per run). Parameters: now, owner, expires and, ``by_id``,
+    instance_id."""
+    now = bindparam("now", type_=InstanceRow.due_at.type)
+    if by_id:
+        # Only if it is due, too: an id from the broker may be stale (the instance
+        # has since gone to wait for a timer or a back-off) or, re-sent, early.
+        which = and_(InstanceRow.id == bindparam("instance_id"), _due_at(now))
+    else:
+        first_due = (
+            select(InstanceRow.id)
+            .where(_due_at(now))
+            .order_by(InstanceRow.due_at, InstanceRow.id)
+            .limit(1)
+            .correlate(None)
+        )
+        if dialect == "postgresql":  # concurrent claims skip rows another one holds
+            first_due = first_due.with_for_update(skip_locked=True)
+        which = InstanceRow.id == first_due.scalar_subquery()
+    return (
+        update(InstanceRow)
+        .where(
+            which,
+            InstanceRow.state.in_(S.RUNNABLE_STATES),
+            or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
+        )
+        .values(
+            lease_owner=bindparam("owner"),
+            lease_expires_at=bindparam("expires", type_=InstanceRow.lease_expires_at.type),
+            runs=InstanceRow.runs + 1,
+            state=case((InstanceRow.state == S.QUEUED, S.RUNNING), else_=InstanceRow.state),
+            started_at=func.coalesce(InstanceRow.started_at, now),
+        )
+        .returning(
+            InstanceRow.id,
+            InstanceRow.process_id,
+            InstanceRow.version_id,
+            InstanceRow.workflow,
+            InstanceRow.started_at,
+            InstanceRow.record_catalog,
+            InstanceRow.record_id,
+            # When the record change that started it was committed (for a metric).
+            select(OutboxEvent.created_at)
+            .where(OutboxEvent.id == InstanceRow.event_id)
+            .scalar_subquery()
+            .label("changed_at"),
+        )
     )
 
 
@@ -242,6 +301,34 @@ class _Steps:
             self.open_session = None
 
 
+# A checkpoint: the workflow state, fenced by the lease (prepared once, like the claim).
+_CHECKPOINT = (
+    update(InstanceRow)
+    .where(
+        InstanceRow.id == bindparam("instance_id"), InstanceRow.lease_owner == bindparam("owner")
+    )
+    .values(
+        workflow=bindparam("workflow", type_=InstanceRow.workflow.type),
+        updated_at=bindparam("now", type_=InstanceRow.updated_at.type),
+        lease_expires_at=bindparam("expires", type_=InstanceRow.lease_expires_at.type),
+    )
+)
+
+
+@functools.cache
+def _finish_statement(columns: tuple[str, ...]) -> Update:
+    """The end of a run: these columns set, fenced by the lease; one per set of columns."""
+    table = InstanceRow.__table__.c
+    return (
+        update(InstanceRow)
+        .where(
+            InstanceRow.id == bindparam("instance_id"),
+            InstanceRow.lease_owner == bindparam("owner"),
+        )
+        .values({name: bindparam(name, type_=table[name].type) for name in columns})
+    )
+
+
 _STEPS: Table = StepRow.__table__  # type: ignore[assignment]  # Core: ORM bulk inserts split rows
 
 
@@ -351,12 +438,17 @@ class Executor:
     ) -> None:
         """Save the workflow state, fenced by our lease, and the steps since the last one."""
         now = utcnow()
-        result = session.execute(
-            update(InstanceRow)
-            .where(InstanceRow.id == instance_id, InstanceRow.lease_owner == self.worker_name)
-            .values(workflow=run.dump(), updated_at=now, lease_expires_at=now + self.lease)
+        result = session.connection().execute(
+            _CHECKPOINT,
+            {
+                "instance_id": instance_id,
+                "owner": self.worker_name,
+                "workflow": run.dump(),
+                "now": now,
+                "expires": now + self.lease,
+            },
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if result.rowcount != 1:
             raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
         _add_steps(session, steps)
 
@@ -415,51 +507,15 @@ class Executor:
         never race for the same instance (PostgreSQL skips rows another claim holds).
         """
         now = utcnow()
-        if instance_id is None:
-            first_due = (
-                select(InstanceRow.id)
-                .where(due_now())
-                .order_by(InstanceRow.due_at, InstanceRow.id)
-                .limit(1)
-                .correlate(None)
-            )
-            if session.get_bind().dialect.name == "postgresql":
-                first_due = first_due.with_for_update(skip_locked=True)
-            which = InstanceRow.id == first_due.scalar_subquery()
-        else:
-            # Only if it is due, too: an id from the broker may be stale (the instance
-            # has since gone to wait for a timer or a back-off) or, re-sent, early.
-            which = and_(InstanceRow.id == instance_id, due_now())
-        row = session.execute(
-            update(InstanceRow)
-            .where(
-                which,
-                InstanceRow.state.in_(S.RUNNABLE_STATES),
-                or_(InstanceRow.lease_expires_at.is_(None), InstanceRow.lease_expires_at < now),
-            )
-            .values(
-                lease_owner=self.worker_name,
-                lease_expires_at=now + self.lease,
-                runs=InstanceRow.runs + 1,
-                state=case((InstanceRow.state == S.QUEUED, S.RUNNING), else_=InstanceRow.state),
-                started_at=func.coalesce(InstanceRow.started_at, now),
-            )
-            .returning(
-                InstanceRow.id,
-                InstanceRow.process_id,
-                InstanceRow.version_id,
-                InstanceRow.workflow,
-                InstanceRow.started_at,
-                InstanceRow.record_catalog,
-                InstanceRow.record_id,
-                # When the record change that started it was committed (for a metric).
-                select(OutboxEvent.created_at)
-                .where(OutboxEvent.id == InstanceRow.event_id)
-                .scalar_subquery()
-                .label("changed_at"),
-            )
-            .execution_options(synchronize_session=False)
-        ).one_or_none()
+        statement = _claim_statement(session.get_bind().dialect.name, instance_id is not None)
+        params: dict[str, Any] = {
+            "now": now,
+            "owner": self.worker_name,
+            "expires": now + self.lease,
+        }
+        if instance_id is not None:
+            params["instance_id"] = instance_id
+        row = session.connection().execute(statement, params).one_or_none()
         if row is None:
             return None
         catalog, record_id = row.record_catalog, row.record_id
@@ -549,12 +605,11 @@ class Executor:
             assert failure is not None
             values.update(state=S.INCIDENT, due_at=None, error=_error_dict(failure))
         with self.db.session() as session:
-            result = session.execute(
-                update(InstanceRow)
-                .where(InstanceRow.id == instance_id, InstanceRow.lease_owner == self.worker_name)
-                .values(**values)
+            result = session.connection().execute(
+                _finish_statement(tuple(values)),
+                {**values, "instance_id": instance_id, "owner": self.worker_name},
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            if result.rowcount != 1:
                 raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
             _add_steps(session, steps.pending)
             if outcome.failure is not None:
