@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,10 @@ from engine.store import (
     OutboxEvent,
     ProcessVersionRow,
     StepRow,
+    learn_dictionary,
+    pack,
+    pack_json,
+    unpack,
     utcnow,
 )
 
@@ -140,7 +144,7 @@ class _Claimed:
     now: datetime
     process_id: str
     version_id: int
-    workflow: str
+    workflow: str | bytes  # bytes: packed against the version's dictionary
     started_at: datetime | None
     changed_at: datetime | None  # of the record change that started it, if one did
     record: tuple[str, int] | None
@@ -148,9 +152,11 @@ class _Claimed:
 
 @dataclass(frozen=True)
 class _Version:
+    id: int
     spec: str
     limits: Limits
     on_incident: dict[str, Any] | None
+    dictionary: bytes | None  # what its instances' values are packed against, once learned
 
 
 class LeaseLost(Exception):
@@ -201,6 +207,7 @@ class _Steps:
     executor: Executor
     instance_id: int
     process_id: str
+    version: _Version
     run: ProcessRun | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)  # StepRow values
     open_session: Session | None = None
@@ -210,7 +217,8 @@ class _Steps:
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     tasks_run: int = 0
     record: tuple[str, int] | None = None  # the record that started the instance
-    on_incident: dict[str, Any] | None = None  # fields to set on it at an incident
+    # Step-log values of this run, while the version has no dictionary to learn from.
+    samples: list[Any] = field(default_factory=list)
 
     def task_started(self, task: TaskInfo) -> None:
         self.started_at = utcnow()
@@ -263,6 +271,9 @@ class _Steps:
             seconds = time.perf_counter() - self.started
             metrics.observe_step(task.type, seconds)
             text = "\n".join([*self.notes, *([message] if message else [])]) or None
+            trimmed, exchanges = _trim(changed) or None, _cap(self.exchanges)
+            if self.version.dictionary is None:
+                self.samples += [v for v in (exchanges, trimmed) if v]
             self.pending.append(
                 {
                     "instance_id": self.instance_id,
@@ -273,10 +284,10 @@ class _Steps:
                     "outcome": outcome,
                     "started_at": self.started_at or utcnow(),
                     "duration_ms": seconds * 1000,
-                    "changed": _trim(changed) or None,
+                    "changed": trimmed,
                     "message": text,
                     "worker": self.executor.worker_name,
-                    "exchanges": _cap(self.exchanges),
+                    "exchanges": exchanges,
                 }
             )
         self.notes = []
@@ -285,7 +296,9 @@ class _Steps:
             session, self.open_session = self.open_session, None
             try:
                 assert self.run is not None
-                self.executor.checkpoint(session, self.instance_id, self.run, self.pending)
+                self.executor.checkpoint(
+                    session, self.instance_id, self.run, self.pending, self.version.dictionary
+                )
                 self.pending = []
                 session.commit()
             except BaseException:
@@ -332,10 +345,27 @@ def _finish_statement(columns: tuple[str, ...]) -> Update:
 _STEPS: Table = StepRow.__table__  # type: ignore[assignment]  # Core: ORM bulk inserts split rows
 
 
-def _add_steps(session: Session, steps: list[dict[str, Any]]) -> None:
-    """Step-log rows in one statement (executemany), not one INSERT per row."""
-    if steps:
-        session.connection().execute(insert(_STEPS), steps)
+def _add_steps(
+    session: Session, steps: list[dict[str, Any]], dictionary: bytes | None = None
+) -> None:
+    """Step-log rows in one statement (executemany), not one INSERT per row; their
+    values packed against ``dictionary`` if there is one."""
+    if not steps:
+        return
+    if dictionary is not None:
+        steps = [
+            {
+                **step,
+                "changed": _packed(step["changed"], dictionary),
+                "exchanges": _packed(step["exchanges"], dictionary),
+            }
+            for step in steps
+        ]
+    session.connection().execute(insert(_STEPS), steps)
+
+
+def _packed(value: Any, dictionary: bytes) -> bytes | None:
+    return None if value is None else pack_json(value, dictionary)
 
 
 def _cap(exchanges: list[dict[str, Any]], limit: int = 20) -> list[dict[str, Any]] | None:
@@ -434,23 +464,29 @@ class Executor:
             return list(session.scalars(query))
 
     def checkpoint(
-        self, session: Session, instance_id: int, run: ProcessRun, steps: list[dict[str, Any]]
+        self,
+        session: Session,
+        instance_id: int,
+        run: ProcessRun,
+        steps: list[dict[str, Any]],
+        dictionary: bytes | None = None,
     ) -> None:
-        """Save the workflow state, fenced by our lease, and the steps since the last one."""
+        """Save the workflow state, fenced by our lease, and the steps since the last one
+        (packed against the version's ``dictionary``, if it has one)."""
         now = utcnow()
         result = session.connection().execute(
             _CHECKPOINT,
             {
                 "instance_id": instance_id,
                 "owner": self.worker_name,
-                "workflow": run.dump(),
+                "workflow": pack(run.dump().encode(), dictionary),
                 "now": now,
                 "expires": now + self.lease,
             },
         )
         if result.rowcount != 1:
             raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-        _add_steps(session, steps)
+        _add_steps(session, steps, dictionary)
 
     # -- running ---------------------------------------------------------------
 
@@ -479,7 +515,10 @@ class Executor:
             claimed = self.claim(session, instance_id)
             if claimed is None:
                 return None
-            return claimed, self._version(session, claimed.version_id)
+            version = self._version(session, claimed.version_id)
+            if isinstance(claimed.workflow, bytes) and version.dictionary is None:
+                version = self._with_dictionary(session, version)
+            return claimed, version
 
     def _run_claimed(self, claimed: _Claimed, version: _Version) -> str | None:
         instance_id = claimed.instance_id
@@ -490,11 +529,12 @@ class Executor:
             instance_id,
             claimed.process_id,
             record=claimed.record,
-            on_incident=version.on_incident,
+            version=version,
         )
         self._hold(instance_id)
         try:
-            return self._advance(instance_id, steps, version.spec, claimed.workflow, version.limits)
+            state = unpack(claimed.workflow, version.dictionary)
+            return self._advance(instance_id, steps, version.spec, state, version.limits)
         finally:
             self._release(instance_id)
 
@@ -539,11 +579,37 @@ class Executor:
         if row is None:
             raise NotFound(f"process version {version_id} does not exist")
         version = _Version(
+            id=row.id,
             spec=row.spec,
             limits=limits_of(row),
             on_incident=(row.options or {}).get("record_on_incident"),
+            dictionary=row.pack_dictionary,
         )
         self._versions[version_id] = version
+        return version
+
+    def _with_dictionary(self, session: Session, version: _Version) -> _Version:
+        """``version`` with the dictionary another worker learned since we cached it."""
+        dictionary = session.scalar(
+            select(ProcessVersionRow.pack_dictionary).where(ProcessVersionRow.id == version.id)
+        )
+        version = replace(version, dictionary=dictionary)
+        self._versions[version.id] = version
+        return version
+
+    def _learn(self, session: Session, version: _Version, samples: list[str]) -> _Version:
+        """Set the version's dictionary from these values, unless another worker did first;
+        the version as it now is."""
+        learned = learn_dictionary(samples)
+        result = session.execute(
+            update(ProcessVersionRow)
+            .where(ProcessVersionRow.id == version.id, ProcessVersionRow.pack_dictionary.is_(None))
+            .values(pack_dictionary=learned)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return self._with_dictionary(session, version)
+        version = replace(version, dictionary=learned)
+        self._versions[version.id] = version
         return version
 
     def _advance(
@@ -590,10 +656,9 @@ class Executor:
             "updated_at": now,
             "waiting_for": None,
         }
+        state = None
         if run is not None:
-            values["workflow"] = (
-                run.dump_finished() if outcome.status == "completed" else run.dump()
-            )
+            state = run.dump_finished() if outcome.status == "completed" else run.dump()
         if outcome.status == "completed":
             values.update(state=S.COMPLETED, due_at=None, ended_at=now, error=None)
         elif outcome.status == "runnable":
@@ -605,13 +670,20 @@ class Executor:
             assert failure is not None
             values.update(state=S.INCIDENT, due_at=None, error=_error_dict(failure))
         with self.db.session() as session:
+            version = steps.version
+            if state is not None:
+                if version.dictionary is None and run is not None and outcome.status == "completed":
+                    # The first completed instance: its values are what the next ones
+                    # will look like, the finished state most of all (so it goes last).
+                    version = self._learn(session, version, [run.dump(), *steps.samples, state])
+                values["workflow"] = pack(state.encode(), version.dictionary)
             result = session.connection().execute(
                 _finish_statement(tuple(values)),
                 {**values, "instance_id": instance_id, "owner": self.worker_name},
             )
             if result.rowcount != 1:
                 raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-            _add_steps(session, steps.pending)
+            _add_steps(session, steps.pending, version.dictionary)
             if outcome.failure is not None:
                 self._record_failure(session, instance_id, outcome.failure, steps)
                 self._mark_record(session, instance_id, outcome.failure, steps)
@@ -629,7 +701,8 @@ class Executor:
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps
     ) -> None:
         """Set the process's ``record_on_incident`` fields on the instance's record."""
-        if steps.on_incident is None or steps.record is None:
+        on_incident = steps.version.on_incident
+        if on_incident is None or steps.record is None:
             return
         filled = {
             "message": failure.plain or failure.message,
@@ -638,7 +711,7 @@ class Executor:
         }
         values = {
             name: _fill(value, filled) if isinstance(value, str) else value
-            for name, value in steps.on_incident.items()
+            for name, value in on_incident.items()
         }
         catalog, record_id = steps.record
         cause = Cause.instance(instance_id, steps.process_id)

@@ -13,7 +13,17 @@ from sqlalchemy.orm import Session
 from engine.bpmn import ProcessRun, load_view
 from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.sandbox import DEFAULT_LIMITS, Limits
-from engine.store import IncidentRow, InstanceRow, ProcessVersionRow, StepRow, utcnow
+from engine.store import (
+    DictionaryPacked,
+    IncidentRow,
+    InstanceRow,
+    ProcessVersionRow,
+    StepRow,
+    pack,
+    unpack,
+    unpack_json,
+    utcnow,
+)
 
 from . import _states as S
 from ._definitions import latest_version
@@ -40,7 +50,7 @@ def create_instance(
     event_id: int | None = None,
     rule_key: str | None = None,
     record: tuple[str, int] | None = None,
-    workflow: str | None = None,
+    workflow: str | bytes | None = None,
 ) -> InstanceRow:
     """A queued instance of ``version``; ``workflow``, if given, is its start state as
     ``initial_state`` made it (then ``variables`` are in it already)."""
@@ -65,10 +75,12 @@ def create_instance(
     return row
 
 
-def initial_state(version: ProcessVersionRow, variables: dict[str, Any]) -> str:
-    """The serialised start state of an instance of ``version`` with these variables."""
+def initial_state(version: ProcessVersionRow, variables: dict[str, Any]) -> str | bytes:
+    """The serialised start state of an instance of ``version`` with these variables
+    (packed against the version's dictionary, if it has one)."""
     try:
-        return ProcessRun.start(version.spec, variables, limits_of(version)).dump()
+        state = ProcessRun.start(version.spec, variables, limits_of(version)).dump()
+        return pack(state.encode(), version.pack_dictionary) if version.pack_dictionary else state
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
 
@@ -133,7 +145,12 @@ def get_instance(session: Session, instance_id: int) -> InstanceRow:
 def _run_of(session: Session, row: InstanceRow) -> ProcessRun:
     version = session.get(ProcessVersionRow, row.version_id)
     assert version is not None
-    return ProcessRun.load(version.spec, row.workflow, limits_of(version))
+    return ProcessRun.load(version.spec, state_of(row, version), limits_of(version))
+
+
+def state_of(row: InstanceRow, version: ProcessVersionRow) -> str:
+    """The instance's serialised state, opened with its version's dictionary if need be."""
+    return unpack(row.workflow, version.pack_dictionary)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -144,7 +161,7 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any]:
     row = get_instance(session, instance_id)
     version = session.get(ProcessVersionRow, row.version_id)
     assert version is not None
-    run = load_view(version.spec, row.workflow, limits_of(version))
+    run = load_view(version.spec, state_of(row, version), limits_of(version))
     steps = session.scalars(
         select(StepRow).where(StepRow.instance_id == row.id).order_by(StepRow.id)
     )
@@ -169,10 +186,10 @@ def instance_detail(session: Session, instance_id: int) -> dict[str, Any]:
                 "outcome": s.outcome,
                 "started_at": _iso(s.started_at),
                 "duration_ms": round(s.duration_ms, 3),
-                "changed": s.changed,
+                "changed": unpack_json(s.changed, version.pack_dictionary),
                 "message": s.message,
                 "worker": s.worker,
-                "exchanges": s.exchanges or [],
+                "exchanges": unpack_json(s.exchanges, version.pack_dictionary) or [],
             }
             for s in steps
         ],
@@ -305,10 +322,17 @@ def _upgrade(session: Session, row: InstanceRow, who: str) -> None:
             f"instance {row.id} already runs the latest version (v{current.version}) of "
             f"{row.process_id}; deploy the fixed process first, or retry without --upgrade"
         )
-    run = ProcessRun.load(current.spec, row.workflow, limits_of(current))
+    run = ProcessRun.load(current.spec, state_of(row, current), limits_of(current))
     changed = run.migrate(latest.spec)
     row.workflow = run.dump()
     row.version_id = latest.id
+    # Its step log so far was packed against the old version's dictionary: unpack it,
+    # or the new version's could not read it.
+    for step in session.scalars(select(StepRow).where(StepRow.instance_id == row.id)):
+        if isinstance(step.changed, DictionaryPacked):
+            step.changed = unpack_json(step.changed, current.pack_dictionary)
+        if isinstance(step.exchanges, DictionaryPacked):
+            step.exchanges = unpack_json(step.exchanges, current.pack_dictionary)
     detail = f"; changed: {', '.join(changed)}" if changed else ""
     _note(session, row, f"moved from v{current.version} to v{latest.version} by {who}{detail}", who)
 

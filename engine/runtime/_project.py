@@ -33,7 +33,7 @@ log = logging.getLogger("catflow.project")
 @dataclass(frozen=True)
 class _PreparedStart:
     version: ProcessVersionRow
-    workflow: str  # the serialised start state
+    workflow: str | bytes  # the serialised start state (bytes: packed)
 
 
 class _EventStarter:

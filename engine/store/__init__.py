@@ -16,7 +16,16 @@ from ._models import (
     StepRow,
 )
 from ._signals import note_outbox_write, outbox_written
-from ._types import utcnow
+from ._types import (
+    DictionaryMismatch,
+    DictionaryPacked,
+    learn_dictionary,
+    pack,
+    pack_json,
+    unpack,
+    unpack_json,
+    utcnow,
+)
 
 __all__ = [
     "ApiTokenRow",
@@ -25,6 +34,8 @@ __all__ = [
     "ConnectionRow",
     "Database",
     "DeploymentRow",
+    "DictionaryMismatch",
+    "DictionaryPacked",
     "IncidentRow",
     "InstanceRow",
     "OutboxEvent",
@@ -33,8 +44,13 @@ __all__ = [
     "StepRow",
     "current_revision",
     "head_revision",
+    "learn_dictionary",
     "migrate",
     "note_outbox_write",
     "outbox_written",
+    "pack",
+    "pack_json",
+    "unpack",
+    "unpack_json",
     "utcnow",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -121,6 +122,10 @@ class ProcessVersionRow(Base):
     # Other process properties (e.g. record_on_incident).
     options: Mapped[dict[str, Any] | None] = mapped_column(JSONType())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # What the states and step logs of this version's instances are packed against,
+    # learned from its first completed instance; set once, never changed (values
+    # packed against it could not be read otherwise). Never shown: it holds data.
+    pack_dictionary: Mapped[bytes | None] = mapped_column(LargeBinary(), nullable=True)
 
 
 class InstanceRow(Base):
@@ -142,7 +147,8 @@ class InstanceRow(Base):
     rule_key: Mapped[str | None] = mapped_column(String(300))
     record_catalog: Mapped[str | None] = mapped_column(String(100))
     record_id: Mapped[int | None] = mapped_column(Id)
-    workflow: Mapped[str] = mapped_column(PackedText())  # serialised state, without the spec
+    # Serialised state, without the spec; bytes if packed against the version's dictionary.
+    workflow: Mapped[str | bytes] = mapped_column(PackedText())
     # When a worker should next look at it: now for runnable work, a timer's
     # or back-off's wake-up time, NULL while it waits for a person or is finished.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -175,11 +181,11 @@ class StepRow(Base):
     outcome: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
-    changed: Mapped[dict[str, Any] | None] = mapped_column(PackedJSON())
+    changed: Mapped[dict[str, Any] | bytes | None] = mapped_column(PackedJSON())
     message: Mapped[str | None] = mapped_column(Text)
     worker: Mapped[str | None] = mapped_column(String(200))
     # Outbound requests the step made, with their answers; secrets redacted.
-    exchanges: Mapped[list[dict[str, Any]] | None] = mapped_column(PackedJSON())
+    exchanges: Mapped[list[dict[str, Any]] | bytes | None] = mapped_column(PackedJSON())
 
 
 class IncidentRow(Base):

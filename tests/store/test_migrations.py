@@ -137,3 +137,82 @@ def test_state_and_step_logs_written_before_packing_stay_readable(db_url: str) -
         assert loaded == [{**changed, "more": "x" * 500}, exchanges]
     finally:
         db.dispose()
+
+
+def test_values_packed_against_a_dictionary_are_repacked_plainly_by_the_downgrade(
+    db_url: str,
+) -> None:
+    """0009 learns a dictionary per process version; going back to 0008 unpacks with it."""
+    import json
+    import zlib
+
+    from sqlalchemy import text
+
+    from engine.store import InstanceRow, ProcessVersionRow, StepRow, pack, pack_json
+
+    db = Database(db_url)
+    dictionary = json.dumps({"record": {"title": "Plan", "participants": [1, 2, 3]}}).encode()
+    state = json.dumps({"record": {"title": "Review", "participants": [4, 5]}, "x": 1})
+    changed = {"record": {"title": "Review", "participants": [4, 5]}}
+    try:
+        migrate(db)
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO deployments (id, filename, content_hash, xml, deployed_by, "
+                    "deployed_at) VALUES (1, 'p.bpmn', 'h', '<x/>', 't', CURRENT_TIMESTAMP)"
+                )
+            )
+        with db.session() as s:
+            s.add(
+                ProcessVersionRow(
+                    id=1,
+                    process_id="p",
+                    version=1,
+                    deployment_id=1,
+                    content_hash="h",
+                    spec="{}",
+                    pack_dictionary=dictionary,
+                )
+            )
+            s.flush()
+            s.add(
+                InstanceRow(
+                    id=1,
+                    process_id="p",
+                    version_id=1,
+                    state="completed",
+                    workflow=pack(state.encode(), dictionary),
+                    cause={},
+                )
+            )
+            s.flush()
+            s.add(
+                StepRow(
+                    instance_id=1,
+                    task_id="t",
+                    element_id="e",
+                    element_name="",
+                    element_type="",
+                    outcome="completed",
+                    duration_ms=1.0,
+                    changed=pack_json(changed, dictionary),
+                    exchanges=None,
+                )
+            )
+        with db.engine.connect() as conn:
+            raw = conn.execute(text("SELECT workflow FROM instances")).scalar()
+        assert bytes(raw)[:1] == b"\x01"  # packed against the dictionary
+        _alembic(db, "downgrade", "0008")
+        with db.engine.connect() as conn:
+            workflow = conn.execute(text("SELECT workflow FROM instances")).scalar()
+            step = conn.execute(text("SELECT changed, exchanges FROM steps")).one()
+            columns = {c["name"] for c in inspect(conn).get_columns("process_versions")}
+        assert "pack_dictionary" not in columns
+        assert zlib.decompress(bytes(workflow)).decode() == state
+        assert json.loads(zlib.decompress(bytes(step.changed))) == changed
+        assert step.exchanges is None
+        migrate(db)  # and up again
+        assert current_revision(db) == head_revision(db)
+    finally:
+        db.dispose()
