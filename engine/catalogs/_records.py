@@ -130,20 +130,23 @@ class RecordService:
         row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
         now = utcnow()
         row.created_at = row.updated_at = now
-        try:
-            with session.begin_nested():
-                session.add(row)
-                session.flush()
-        except IntegrityError:
-            if idempotency_key is None:
-                raise
-            # Another transaction created it first; that one is the record.
-            existing = session.scalar(
-                select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
-            )
-            if existing is None:
-                raise
-            return self._replayed(existing, definition, idempotency_key)
+        if idempotency_key is None:
+            session.add(row)
+            session.flush()
+        else:
+            try:
+                # A savepoint, so that losing the race below leaves the transaction usable.
+                with session.begin_nested():
+                    session.add(row)
+                    session.flush()
+            except IntegrityError:
+                # Another transaction created it first; that one is the record.
+                existing = session.scalar(
+                    select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
+                )
+                if existing is None:
+                    raise
+                return self._replayed(existing, definition, idempotency_key)
         record = Record.from_row(row, definition.fields)
         changed = [k for k, v in values.items() if v is not None]
         self._emit(session, record, "created", changed, None, record.as_dict(), cause)

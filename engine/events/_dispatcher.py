@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -108,6 +108,7 @@ def dispatch_pending(
             )
         )
         held_keys: set[tuple[str, int]] = set()
+        dispatched: list[dict[str, Any]] = []
         for plan in plans:
             if plan.event_id not in pending:
                 continue  # another dispatcher did it meanwhile
@@ -126,20 +127,27 @@ def dispatch_pending(
                 instance_id = _start(session, plan, start, starter)
                 report.instances.append(instance_id)
                 notes.append(f"{start.rule_key}: started instance {instance_id}")
-            session.execute(
-                update(OutboxEvent)
-                .where(OutboxEvent.id == plan.event_id)
-                .values(
-                    dispatched_at=utcnow(),
-                    dispatch_note="; ".join(notes) or "no trigger rule matched",
-                    # The values went to the instances as their variables (record, old);
-                    # the event keeps what changed, who changed it and when.
-                    old=None,
-                    new=None,
-                )
+            dispatched.append(
+                {"event_id": plan.event_id, "note": "; ".join(notes) or "no trigger rule matched"}
             )
-            report.events += 1
+        if dispatched:  # one statement for the batch (executemany)
+            session.connection().execute(_DISPATCHED, [{**d, "now": utcnow()} for d in dispatched])
+            report.events += len(dispatched)
     return report
+
+
+# An event done with: when, and what came of it. The values went to the instances as
+# their variables (record, old); the event keeps what changed, who changed it and when.
+_DISPATCHED = (
+    update(OutboxEvent)
+    .where(OutboxEvent.id == bindparam("event_id"))
+    .values(
+        dispatched_at=bindparam("now", type_=OutboxEvent.dispatched_at.type),
+        dispatch_note=bindparam("note"),
+        old=None,
+        new=None,
+    )
+)
 
 
 def _plan(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import getpass
 import logging
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import bindparam, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from engine.catalogs import (
@@ -36,12 +39,45 @@ class _PreparedStart:
     workflow: str | bytes  # the serialised start state (bytes: packed)
 
 
+# The latest version of a process: its id, and the highest version number.
+_LATEST_ID = (
+    select(ProcessVersionRow.id)
+    .where(ProcessVersionRow.process_id == bindparam("process_id"))
+    .order_by(ProcessVersionRow.version.desc())
+    .limit(1)
+)
+
+
 class _EventStarter:
     """How the dispatcher starts instances of a process's latest version."""
 
+    def __init__(self) -> None:
+        # Version rows by database and id. A version never changes once made, except
+        # that its dictionary is set once: rows without one are read again.
+        self._versions: weakref.WeakKeyDictionary[Engine, dict[int, ProcessVersionRow]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
     def prepare(self, session: Session, process_id: str, variables: dict[str, Any]) -> object:
-        version = latest_version(session, process_id)
+        version = self._latest(session, process_id)
         return _PreparedStart(version, initial_state(version, variables))
+
+    def _latest(self, session: Session, process_id: str) -> ProcessVersionRow:
+        """The latest version, as ``latest_version`` finds it, without loading its
+        spec again for every event: one small query for its id."""
+        version_id = session.execute(_LATEST_ID, {"process_id": process_id}).scalar()
+        bind = session.get_bind()
+        assert isinstance(bind, Engine)
+        with self._lock:
+            known = self._versions.setdefault(bind, {})
+            version = known.get(version_id) if version_id is not None else None
+        if version is None:
+            version = latest_version(session, process_id)  # names what is deployed if none
+            if version.pack_dictionary is not None:
+                with self._lock:
+                    known[version.id] = version
+        return version
 
     def start(
         self,

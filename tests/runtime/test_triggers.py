@@ -190,3 +190,22 @@ def test_a_dispatched_event_keeps_what_changed_and_why_but_not_the_values(
     assert updated.dispatch_note == "updated:noop: none of title changed"
     [inst] = instances(project)
     assert detail(project, inst.id)["variables"]["record"]["title"] == "long " * 100
+
+
+def test_a_change_after_a_new_version_is_deployed_starts_that_version(
+    open_test_project: Any,
+) -> None:
+    from engine.runtime import deploy
+
+    project = open_test_project(
+        catalogs={"items": catalog("[{on: created, process: noop}]")}, processes={"noop": NOOP}
+    )
+    create(project, "items", {"title": "first"})
+    run(project)  # the dispatcher has now met version 1 (and it learned its dictionary)
+    v2 = chain("noop", start(), script("s", "seen = 'v2: ' + record['title']"), end())
+    deploy(project.db, [("noop.bpmn", v2.encode())], max_bytes=1_000_000, deployed_by="tester")
+    create(project, "items", {"title": "second"})
+    run(project)
+    first, second = instances(project)
+    assert (detail(project, first.id)["version"], detail(project, second.id)["version"]) == (1, 2)
+    assert detail(project, second.id)["variables"]["seen"] == "v2: second"
