@@ -25,6 +25,9 @@ VARIABLES: dict[str, Any] = {
         "not ready and record['team'] is None",
         "record['id'] in [7, 8] and -1 < record['id'] <= 7",
         "(record['id'], 'x')",
+        "record.get('team') or meeting.get('team_calendar')",
+        "record.get('missing', 'none')",
+        "{'id': record['id'], 'link': meeting.get('hangoutLink') or record.get('team')}",
     ],
 )
 def test_simple_expressions_give_what_the_sandbox_gives(expression: str) -> None:
@@ -48,6 +51,12 @@ def test_simple_expressions_give_what_the_sandbox_gives(expression: str) -> None
         "record['participants'][0:1]",  # slices
         "lambda: 1",
         "b'bytes'",
+        "record['participants'].get(0)",  # get of something that is not a dict
+        "record.get('id', default=1)",  # keywords
+        "record.get()",
+        "record.get(*record['participants'])",
+        "record.get.__self__",
+        "_dict_get(record, 'id')",  # the in-place helper is no name a process may use
     ],
 )
 def test_anything_else_is_left_to_the_sandbox(expression: str) -> None:
