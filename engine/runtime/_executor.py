@@ -14,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -210,7 +211,8 @@ class _Steps:
     version: _Version
     run: ProcessRun | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)  # StepRow values
-    open_session: Session | None = None
+    open_session: Session | None = None  # the writes of the last step that wrote
+    open_step_done: bool = False  # whether that step finished (else its writes are void)
     started_at: datetime | None = None
     started: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -221,6 +223,11 @@ class _Steps:
     samples: list[Any] = field(default_factory=list)
 
     def task_started(self, task: TaskInfo) -> None:
+        if self.open_session is not None and task.is_element and task.type != "EndEvent":
+            # A step that writes is committed, with its checkpoint, before the next
+            # step that may call out, run a script or wait; only SpiffWorkflow's own
+            # bookkeeping and end events run while its transaction stays open.
+            self._commit_open()
         self.started_at = utcnow()
         self.started = time.perf_counter()
         self.notes = []
@@ -256,8 +263,11 @@ class _Steps:
             self.notes.extend(ctx.notes)
             self.exchanges.extend(ctx.exchanges)
         if op.writes:
-            # Committed together with the checkpoint, when the task has finished.
+            # Committed with a checkpoint before the next step that does anything
+            # (see task_started), or with the end of this run if none comes first:
+            # a write never commits without the state that records it.
             self.open_session = session
+            self.open_step_done = False
         else:
             session.rollback()
             session.close()
@@ -293,19 +303,24 @@ class _Steps:
         self.notes = []
         self.exchanges = []
         if self.open_session is not None:
-            session, self.open_session = self.open_session, None
-            try:
-                assert self.run is not None
-                self.executor.checkpoint(
-                    session, self.instance_id, self.run, self.pending, self.version.dictionary
-                )
-                self.pending = []
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-            finally:
-                session.close()
+            self.open_step_done = True
+
+    def _commit_open(self) -> None:
+        """Commit the open step's writes together with a checkpoint of the state now."""
+        assert self.open_session is not None
+        session, self.open_session = self.open_session, None
+        try:
+            assert self.run is not None
+            self.executor.checkpoint(
+                session, self.instance_id, self.run, self.pending, self.version.dictionary
+            )
+            self.pending = []
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
     def discard(self) -> None:
         if self.open_session is not None:
@@ -633,7 +648,6 @@ class Executor:
                 "failed", failure=Failure(None, "engine", f"{type(exc).__name__}: {exc}")
             )
             run = None
-        steps.discard()
         try:
             return self._finish(instance_id, run, outcome, steps)
         except LeaseLost:
@@ -669,7 +683,7 @@ class Executor:
             failure = outcome.failure
             assert failure is not None
             values.update(state=S.INCIDENT, due_at=None, error=_error_dict(failure))
-        with self.db.session() as session:
+        with self._finishing(steps) as session:
             version = steps.version
             if state is not None:
                 if version.dictionary is None and run is not None and outcome.status == "completed":
@@ -696,6 +710,30 @@ class Executor:
             },
         )
         return str(values["state"])
+
+    @contextmanager
+    def _finishing(self, steps: _Steps) -> Iterator[Session]:
+        """The transaction the run's end is written in: that of a step that wrote and is
+        not committed yet (its writes, the end state and the steps commit together),
+        or a new one."""
+        session, steps.open_session = steps.open_session, None
+        if session is not None and not steps.open_step_done:
+            # The step failed after its operator wrote: those writes never happened.
+            session.rollback()
+            session.close()
+            session = None
+        if session is None:
+            with self.db.session() as session:
+                yield session
+            return
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
 
     def _mark_record(
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps

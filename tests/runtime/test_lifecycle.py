@@ -725,3 +725,23 @@ def test_retry_with_upgrade_keeps_a_packed_step_log_readable(open_test_project: 
     assert shown["state"] == "completed" and shown["version"] == 2
     prep = next(s for s in shown["steps"] if s["element_id"] == "prep")
     assert prep["changed"] == {"label": "ratio of 0"}
+
+
+def test_a_write_stays_made_once_when_the_next_step_fails(open_test_project: Any) -> None:
+    """A step that writes commits before the next step that does anything (or with the
+    end of the run): a failure after it keeps the write, and a retry does not repeat it."""
+    made = service("c", "records.create", "made", catalog="'items'", data="{'title': 'once'}")
+    process = chain("w", start(), made, script("s", "x = 1 / 0"), end())
+    project = open_test_project(catalogs={"items": catalog()}, processes={"w": process})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "w", {}, {"kind": "user"}).id
+    run(project)
+    d = detail(project, inst_id)
+    assert d["state"] == "incident"
+    assert [r.data["title"] for r in records_of(project, "items")] == ["once"]
+    assert [s["outcome"] for s in d["steps"] if s["element_id"] == "c"] == ["completed"]
+    with project.db.session() as s:
+        runtime.retry(s, inst_id, "tester")
+    run(project)
+    assert detail(project, inst_id)["state"] == "incident"
+    assert [r.data["title"] for r in records_of(project, "items")] == ["once"]
