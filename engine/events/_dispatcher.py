@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, select, text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.catalogs import CatalogDef
-from engine.errors import NotFound
+from engine.errors import CatflowError, NotFound
 from engine.store import Database, InstanceRow, OutboxEvent, utcnow
 
 from ._triggers import event_dict, match
@@ -42,8 +41,9 @@ class InstanceStarter(Protocol):
         event_id: int,
         rule_key: str,
         record: tuple[str, int],
-    ) -> int:
-        """Insert the prepared instance; its id."""
+    ) -> int | None:
+        """Insert the prepared instance; its id, or None if this event and rule have
+        their instance already (then nothing is written)."""
 
 
 @dataclass
@@ -208,25 +208,27 @@ def _dispatch_lock(session: Session) -> bool:
 
 def _start(session: Session, plan: _Plan, start: _Start, starter: InstanceStarter) -> int:
     catalog, record_id = plan.key
-    try:
-        with session.begin_nested():
-            return starter.start(
-                session,
-                start.prepared,
-                cause=start.cause,
-                serial_key=f"{catalog}:{record_id}",
-                event_id=plan.event_id,
-                rule_key=start.rule_key,
-                record=plan.key,
-            )
-    except IntegrityError:
-        # This event and rule have their instance already (another dispatcher, or one
-        # that died before marking the event dispatched): that one is the instance.
-        found = session.scalar(
-            select(InstanceRow.id).where(
-                InstanceRow.event_id == plan.event_id, InstanceRow.rule_key == start.rule_key
-            )
+    made = starter.start(
+        session,
+        start.prepared,
+        cause=start.cause,
+        serial_key=f"{catalog}:{record_id}",
+        event_id=plan.event_id,
+        rule_key=start.rule_key,
+        record=plan.key,
+    )
+    if made is not None:
+        return made
+    # This event and rule have their instance already (another dispatcher, or one
+    # that died before marking the event dispatched): that one is the instance.
+    found = session.scalar(
+        select(InstanceRow.id).where(
+            InstanceRow.event_id == plan.event_id, InstanceRow.rule_key == start.rule_key
         )
-        if found is None:
-            raise
-        return found
+    )
+    if found is None:
+        raise CatflowError(
+            f"event {plan.event_id}, rule {start.rule_key}: no instance was made, and none "
+            "exists; the dispatcher retries the event"
+        )
+    return found

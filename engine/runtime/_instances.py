@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from engine.bpmn import ProcessRun, load_view
 from engine.errors import Conflict, NotFound, ValidationFailed
@@ -54,25 +57,85 @@ def create_instance(
 ) -> InstanceRow:
     """A queued instance of ``version``; ``workflow``, if given, is its start state as
     ``initial_state`` made it (then ``variables`` are in it already)."""
-    now = utcnow()
     row = InstanceRow(
-        process_id=version.process_id,
-        version_id=version.id,
-        state=S.QUEUED,
-        serial_key=serial_key,
-        event_id=event_id,
-        rule_key=rule_key,
-        record_catalog=record[0] if record else None,
-        record_id=record[1] if record else None,
-        workflow=workflow if workflow is not None else initial_state(version, variables),
-        due_at=now,
-        cause=cause,
-        created_at=now,
-        updated_at=now,
+        **_queued(
+            version,
+            workflow if workflow is not None else initial_state(version, variables),
+            cause=cause,
+            serial_key=serial_key,
+            event_id=event_id,
+            rule_key=rule_key,
+            record=record,
+        )
     )
     session.add(row)
     session.flush()
     return row
+
+
+def insert_triggered_instance(
+    session: Session,
+    version: ProcessVersionRow,
+    workflow: str | bytes,
+    *,
+    cause: dict[str, Any],
+    serial_key: str,
+    event_id: int,
+    rule_key: str,
+    record: tuple[str, int],
+) -> int | None:
+    """A queued instance for this event and rule, in one statement; None if the event
+    and rule have their instance already (the unique key says so, nothing is written)."""
+    values = _queued(
+        version,
+        workflow,
+        cause=cause,
+        serial_key=serial_key,
+        event_id=event_id,
+        rule_key=rule_key,
+        record=record,
+    )
+    statement = _insert_new_instance(session.get_bind().dialect.name)
+    return session.connection().execute(statement, values).scalar()
+
+
+@functools.cache
+def _insert_new_instance(dialect: str) -> ReturningInsert[int]:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(InstanceRow)
+        .on_conflict_do_nothing(index_elements=["event_id", "rule_key"])
+        .returning(InstanceRow.id)
+    )
+
+
+def _queued(
+    version: ProcessVersionRow,
+    workflow: str | bytes,
+    *,
+    cause: dict[str, Any],
+    serial_key: str | None,
+    event_id: int | None,
+    rule_key: str | None,
+    record: tuple[str, int] | None,
+) -> dict[str, Any]:
+    """The columns of a new, queued instance."""
+    now = utcnow()
+    return {
+        "process_id": version.process_id,
+        "version_id": version.id,
+        "state": S.QUEUED,
+        "serial_key": serial_key,
+        "event_id": event_id,
+        "rule_key": rule_key,
+        "record_catalog": record[0] if record else None,
+        "record_id": record[1] if record else None,
+        "workflow": workflow,
+        "due_at": now,
+        "cause": cause,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def initial_state(version: ProcessVersionRow, variables: dict[str, Any]) -> str | bytes:

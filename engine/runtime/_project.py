@@ -28,7 +28,7 @@ from engine.connections import Tokens, load_box
 from engine.store import Database, ProcessVersionRow, migrate
 
 from ._definitions import DeployResult, deploy_paths, deployed_process_ids, latest_version
-from ._instances import create_instance, initial_state
+from ._instances import initial_state, insert_triggered_instance
 
 log = logging.getLogger("catflow.project")
 
@@ -89,20 +89,18 @@ class _EventStarter:
         event_id: int,
         rule_key: str,
         record: tuple[str, int],
-    ) -> int:
+    ) -> int | None:
         assert isinstance(prepared, _PreparedStart)
-        row = create_instance(
+        return insert_triggered_instance(
             session,
             prepared.version,
-            {},
+            prepared.workflow,
             cause=cause,
             serial_key=serial_key,
             event_id=event_id,
             rule_key=rule_key,
             record=record,
-            workflow=prepared.workflow,
         )
-        return row.id
 
 
 event_starter = _EventStarter()
