@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
-from engine.store import OutboxEvent, RecordRow, note_outbox_write, utcnow
+from engine.store import OutboxEvent, OutboxValues, RecordRow, note_outbox_write, utcnow
 
 from ._fields import FieldDef, FieldError, moment_of, normalise, parse_filter
 from ._schema import CatalogDef
@@ -407,8 +407,7 @@ class RecordService:
                 record_id=record.id,
                 kind=kind,
                 changed=changed,
-                old=old,
-                new=new,
+                values=OutboxValues(old=old, new=new),
                 cause_kind=cause.kind,
                 cause_user=cause.user,
                 cause_instance_id=cause.instance_id,

@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, delete, select, text, update
 from sqlalchemy.orm import Session
 
 from engine.catalogs import CatalogDef
 from engine.errors import CatflowError, NotFound
-from engine.store import Database, InstanceRow, OutboxEvent, utcnow
+from engine.store import Database, InstanceRow, OutboxEvent, OutboxValues, utcnow
 
 from ._triggers import event_dict, match
 
@@ -130,24 +130,26 @@ def dispatch_pending(
             dispatched.append(
                 {"event_id": plan.event_id, "note": "; ".join(notes) or "no trigger rule matched"}
             )
-        if dispatched:  # one statement for the batch (executemany)
-            session.connection().execute(_DISPATCHED, [{**d, "now": utcnow()} for d in dispatched])
+        if dispatched:  # one statement each for the batch (executemany)
+            connection = session.connection()
+            connection.execute(_DISPATCHED, [{**d, "now": utcnow()} for d in dispatched])
+            connection.execute(_VALUES_DONE, [{"event_id": d["event_id"]} for d in dispatched])
             report.events += len(dispatched)
     return report
 
 
-# An event done with: when, and what came of it. The values went to the instances as
-# their variables (record, old); the event keeps what changed, who changed it and when.
+# An event done with: when, and what came of it.
 _DISPATCHED = (
     update(OutboxEvent)
     .where(OutboxEvent.id == bindparam("event_id"))
     .values(
         dispatched_at=bindparam("now", type_=OutboxEvent.dispatched_at.type),
         dispatch_note=bindparam("note"),
-        old=None,
-        new=None,
     )
 )
+# Its values went to the instances as their variables (record, old); the event keeps
+# what changed, who changed it and when.
+_VALUES_DONE = delete(OutboxValues).where(OutboxValues.event_id == bindparam("event_id"))
 
 
 def _plan(

@@ -16,9 +16,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ._types import JSONType, PackedJSON, PackedJSONObject, PackedText, UTCDateTime, utcnow
+from ._types import JSONType, PackedJSON, PackedText, UTCDateTime, utcnow
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -78,10 +78,6 @@ class OutboxEvent(Base):
     record_id: Mapped[int] = mapped_column(Id)
     kind: Mapped[str] = mapped_column(String(20))  # created | updated | deleted
     changed: Mapped[list[str]] = mapped_column(JSONType())
-    # The record's values before and after; packed, and cleared once dispatched
-    # (they travel on as the started instances' variables).
-    old: Mapped[dict[str, Any] | None] = mapped_column(PackedJSONObject(), nullable=True)
-    new: Mapped[dict[str, Any] | None] = mapped_column(PackedJSONObject(), nullable=True)
     cause_kind: Mapped[str] = mapped_column(String(20))  # user | instance | system
     cause_user: Mapped[str | None] = mapped_column(String(200))
     cause_instance_id: Mapped[int | None] = mapped_column(Id)
@@ -89,6 +85,35 @@ class OutboxEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     dispatch_note: Mapped[str | None] = mapped_column(Text)
+    # The record's values before and after, until the event is dispatched.
+    values: Mapped[OutboxValues | None] = relationship(
+        lazy="joined", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def old(self) -> dict[str, Any] | None:
+        return self.values.old if self.values is not None else None
+
+    @property
+    def new(self) -> dict[str, Any] | None:
+        return self.values.new if self.values is not None else None
+
+
+class OutboxValues(Base):
+    """An outbox event's record values, before and after; deleted once the event is
+    dispatched (they travel on as the started instances' variables).
+
+    A table of their own, not columns of the event: a row deleted frees its room
+    for the next ones, where a column cleared would leave a hole in the event's page.
+    """
+
+    __tablename__ = "outbox_values"
+
+    event_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("outbox_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    old: Mapped[dict[str, Any] | None] = mapped_column(PackedJSON(), nullable=True)
+    new: Mapped[dict[str, Any] | None] = mapped_column(PackedJSON(), nullable=True)
 
 
 class DeploymentRow(Base):

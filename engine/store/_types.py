@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import zlib
 from datetime import UTC, datetime
@@ -192,30 +191,6 @@ class PackedJSON(TypeDecorator[Any]):
 
     def compare_values(self, x: Any, y: Any) -> bool:
         return _canonical(x) == _canonical(y)
-
-
-class PackedJSONObject(JSONType):
-    """A JSON object stored compressed, as a base64 JSON string, in a JSON column.
-
-    For values that are always objects (an outbox event's record values): a string
-    in the column is a packed object; objects stored as they are (before packing, or
-    small ones) read as they are. The column stays JSON, so no table is rebuilt.
-    """
-
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        raw = _compact(value)
-        if len(raw) < _PACK_FROM:
-            return value
-        return base64.b64encode(zlib.compress(raw, 6)).decode()
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
-        if isinstance(value, str):
-            return json.loads(zlib.decompress(base64.b64decode(value)))
-        return value
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -11,7 +11,7 @@ from sqlalchemy import update as sql_update
 
 from engine.events import dispatch_pending
 from engine.runtime import event_starter
-from engine.store import OutboxEvent
+from engine.store import OutboxEvent, OutboxValues
 
 NOOP = chain("noop", start(), script("s", "seen = record['title']"), end())
 
@@ -184,6 +184,8 @@ def test_a_dispatched_event_keeps_what_changed_and_why_but_not_the_values(
         created, updated = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
     # The values went on as the instance's variables; the event keeps kind, fields, cause.
     assert (created.old, created.new, updated.old, updated.new) == (None, None, None, None)
+    with project.db.session() as s:  # their rows are gone, and their room with them
+        assert s.scalars(select(OutboxValues)).all() == []
     assert "title" in created.changed
     assert updated.changed == ["status"]
     assert created.dispatch_note is not None and "started instance" in created.dispatch_note

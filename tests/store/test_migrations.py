@@ -216,3 +216,53 @@ def test_values_packed_against_a_dictionary_are_repacked_plainly_by_the_downgrad
         assert current_revision(db) == head_revision(db)
     finally:
         db.dispose()
+
+
+def test_pending_outbox_values_move_to_their_own_table_and_back(db_url: str) -> None:
+    """0010 moves a pending event's values out of the event; dispatched ones had none."""
+    import base64
+    import json
+    import zlib
+
+    from sqlalchemy import text
+
+    from engine.store import OutboxEvent
+
+    db = Database(db_url)
+    new = {"id": 1, "title": "Plan " * 60, "participants": [1, 2]}  # packed by 0008's type
+    old = {"id": 1, "title": "Draft"}  # small: stored as it is
+    packed_new = json.dumps(base64.b64encode(zlib.compress(json.dumps(new).encode())).decode())
+    try:
+        _alembic(db, "upgrade", "0009")
+        with db.engine.begin() as conn:
+            for event_id, values, dispatched in (
+                (1, (json.dumps(old), packed_new), None),
+                (2, (None, None), "2026-01-01 00:00:00"),
+            ):
+                conn.execute(
+                    text(
+                        "INSERT INTO outbox_events (id, catalog, record_id, kind, changed, "
+                        "old, new, cause_kind, created_at, dispatched_at) VALUES (:id, 'm', 1, "
+                        "'updated', '[\"title\"]', :old, :new, 'user', CURRENT_TIMESTAMP, :at)"
+                        if db.is_sqlite
+                        else "INSERT INTO outbox_events (id, catalog, record_id, kind, changed, "
+                        "old, new, cause_kind, created_at, dispatched_at) VALUES (:id, 'm', 1, "
+                        "'updated', '[\"title\"]', CAST(:old AS jsonb), CAST(:new AS jsonb), "
+                        "'user', CURRENT_TIMESTAMP, CAST(:at AS timestamptz))"
+                    ),
+                    {"id": event_id, "old": values[0], "new": values[1], "at": dispatched},
+                )
+        migrate(db)
+        with db.session() as s:
+            pending, dispatched = s.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
+            assert (pending.old, pending.new) == (old, new)
+            assert (dispatched.old, dispatched.new, dispatched.values) == (None, None, None)
+        _alembic(db, "downgrade", "0009")
+        with db.engine.connect() as conn:
+            back = conn.execute(text("SELECT old, new FROM outbox_events ORDER BY id")).all()
+        loaded = [[json.loads(v) if isinstance(v, str) else v for v in row] for row in back]
+        assert loaded == [[old, new], [None, None]]
+        migrate(db)
+        assert current_revision(db) == head_revision(db)
+    finally:
+        db.dispose()
