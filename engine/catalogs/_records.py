@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -401,20 +411,29 @@ class RecordService:
         new: dict[str, Any] | None,
         cause: Cause,
     ) -> None:
-        session.add(
-            OutboxEvent(
-                catalog=record.catalog,
-                record_id=record.id,
-                kind=kind,
-                changed=changed,
-                values=OutboxValues(old=old, new=new),
-                cause_kind=cause.kind,
-                cause_user=cause.user,
-                cause_instance_id=cause.instance_id,
-                cause_process_id=cause.process_id,
-            )
-        )
+        # Two plain statements: the ORM's unit of work for an event and its values
+        # cost a quarter of a millisecond more per record written.
+        connection = session.connection()
+        event_id = connection.execute(
+            _NEW_EVENT,
+            {
+                "catalog": record.catalog,
+                "record_id": record.id,
+                "kind": kind,
+                "changed": changed,
+                "cause_kind": cause.kind,
+                "cause_user": cause.user,
+                "cause_instance_id": cause.instance_id,
+                "cause_process_id": cause.process_id,
+                "created_at": utcnow(),
+            },
+        ).scalar_one()
+        connection.execute(_NEW_VALUES, {"event_id": event_id, "old": old, "new": new})
         note_outbox_write(session)
+
+
+_NEW_EVENT = insert(OutboxEvent).returning(OutboxEvent.id)
+_NEW_VALUES = insert(OutboxValues)
 
 
 def _id(value: Any) -> int:

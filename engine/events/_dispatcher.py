@@ -19,7 +19,7 @@ from engine.catalogs import CatalogDef
 from engine.errors import CatflowError, NotFound
 from engine.store import Database, InstanceRow, OutboxEvent, OutboxValues, utcnow
 
-from ._triggers import event_dict, match
+from ._triggers import PENDING, PendingEvent, event_dict, match
 
 log = logging.getLogger("catflow.dispatcher")
 
@@ -85,14 +85,8 @@ def dispatch_pending(
     """
     report = DispatchReport()
     with db.read_session() as session:
-        events = list(
-            session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.dispatched_at.is_(None))
-                .order_by(OutboxEvent.id)
-                .limit(batch)
-            )
-        )
+        rows = session.connection().execute(PENDING, {"batch": batch})
+        events = [PendingEvent(**row._mapping) for row in rows]
         plans = [_plan(session, event, catalogs.get(event.catalog), starter) for event in events]
     if not plans:
         return report
@@ -154,7 +148,7 @@ _VALUES_DONE = delete(OutboxValues).where(OutboxValues.event_id == bindparam("ev
 
 def _plan(
     session: Session,
-    event: OutboxEvent,
+    event: PendingEvent,
     definition: CatalogDef | None,
     starter: InstanceStarter,
 ) -> _Plan:

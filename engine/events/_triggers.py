@@ -3,11 +3,56 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy import bindparam, select
 
 from engine.catalogs import TriggerDef
 from engine.sandbox import ScriptError, run_limited
-from engine.store import OutboxEvent
+from engine.store import OutboxEvent, OutboxValues
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An outbox event not yet dispatched, with its record values, as the dispatcher
+    reads it (plain values: building ORM objects for a batch cost more than matching)."""
+
+    id: int
+    catalog: str
+    record_id: int
+    kind: str
+    changed: list[str]
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+    cause_kind: str
+    cause_user: str | None
+    cause_instance_id: int | None
+    cause_process_id: str | None
+    created_at: datetime | None
+
+
+# The oldest events not yet dispatched, with their values; ``batch`` of them.
+PENDING = (
+    select(
+        OutboxEvent.id,
+        OutboxEvent.catalog,
+        OutboxEvent.record_id,
+        OutboxEvent.kind,
+        OutboxEvent.changed,
+        OutboxValues.old,
+        OutboxValues.new,
+        OutboxEvent.cause_kind,
+        OutboxEvent.cause_user,
+        OutboxEvent.cause_instance_id,
+        OutboxEvent.cause_process_id,
+        OutboxEvent.created_at,
+    )
+    .outerjoin(OutboxValues, OutboxValues.event_id == OutboxEvent.id)
+    .where(OutboxEvent.dispatched_at.is_(None))
+    .order_by(OutboxEvent.id)
+    .limit(bindparam("batch"))
+)
 
 
 @dataclass(frozen=True)
@@ -18,7 +63,7 @@ class Match:
     failed: bool = False  # the rule's condition raised: a designer must look
 
 
-def event_dict(event: OutboxEvent) -> dict[str, Any]:
+def event_dict(event: OutboxEvent | PendingEvent) -> dict[str, Any]:
     return {
         "id": event.id,
         "catalog": event.catalog,
@@ -39,7 +84,7 @@ def event_dict(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
-def match(rule: TriggerDef, event: OutboxEvent) -> Match:
+def match(rule: TriggerDef, event: OutboxEvent | PendingEvent) -> Match:
     if rule.on != event.kind:
         return Match(rule, False, f"rule is for {rule.on} events")
     if rule.on == "updated" and rule.fields and not set(rule.fields) & set(event.changed):
