@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     and_,
+    bindparam,
     exists,
     func,
     insert,
@@ -233,6 +234,8 @@ class RecordService:
     ) -> list[Record]:
         """The first ``limit`` records ``find`` would give, without counting them all."""
         definition, where = self._where(session, catalog, filters, limit)
+        if any(isinstance(value, list) and not value for value in (filters or {}).values()):
+            return []  # "one of" nothing: no record can match, no query needed
         rows = session.scalars(select(RecordRow).where(where).order_by(RecordRow.id).limit(limit))
         return [Record.from_row(r, definition.fields) for r in rows]
 
@@ -308,10 +311,7 @@ class RecordService:
         return Record.from_row(row, definition.fields)
 
     def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> RecordRow:
-        query = select(RecordRow).where(RecordRow.id == record_id, RecordRow.catalog == catalog)
-        if lock:
-            query = query.with_for_update()
-        row = session.scalar(query)
+        row = session.scalar(_ROW_LOCKED if lock else _ROW, {"id": record_id, "catalog": catalog})
         if row is None:
             raise NotFound(f"{catalog} record {record_id} does not exist")
         return row
@@ -385,13 +385,7 @@ class RecordService:
             if fdef.type != "link" or value in (None, []):
                 continue
             wanted = set(value if isinstance(value, list) else [value])
-            found = set(
-                session.scalars(
-                    select(RecordRow.id).where(
-                        RecordRow.catalog == fdef.catalog, RecordRow.id.in_(wanted)
-                    )
-                )
-            )
+            found = set(session.scalars(_LINKED, {"catalog": fdef.catalog, "ids": list(wanted)}))
             for missing in sorted(wanted - found):
                 problems.append(
                     Problem(
@@ -432,6 +426,16 @@ class RecordService:
         note_outbox_write(session)
 
 
+# One record by catalog and id (prepared once: processes read and write records by id
+# many times a second, and building the query each time cost as much as running it).
+_ROW = select(RecordRow).where(
+    RecordRow.id == bindparam("id"), RecordRow.catalog == bindparam("catalog")
+)
+_ROW_LOCKED = _ROW.with_for_update()
+# Which of these ids are records of the catalog (for link fields).
+_LINKED = select(RecordRow.id).where(
+    RecordRow.catalog == bindparam("catalog"), RecordRow.id.in_(bindparam("ids", expanding=True))
+)
 _NEW_EVENT = insert(OutboxEvent).returning(OutboxEvent.id)
 _NEW_VALUES = insert(OutboxValues)
 

@@ -422,6 +422,17 @@ def test_find_filters_on_links_and_lists(project: Project, staff: dict[str, int]
     assert names(project, both, "meetings") == ["Retro"]
 
 
+def test_matching_gives_what_find_gives_and_checks_filters_even_when_one_is_empty(
+    project: Project, staff: dict[str, int]
+) -> None:
+    for filters, expected in [*FIELD_FILTERS, ({"id": []}, []), ({"id": [staff["ada"]]}, ["Ada"])]:
+        with project.db.session() as session:
+            found = project.records.matching(session, "employees", filters)
+        assert [r.data["name"] for r in found] == expected, filters
+    with project.db.session() as session, pytest.raises(ValidationFailed, match="nope"):
+        project.records.matching(session, "employees", {"nope": []})
+
+
 def test_find_by_id(project: Project, staff: dict[str, int]) -> None:
     assert names(project, {"id": staff["alan"]}) == ["Alan"]
     assert names(project, {"id": [staff["edsger"], staff["ada"]]}) == ["Ada", "Edsger"]
