@@ -317,26 +317,32 @@ class _Steps:
 
     def _commit_open(self) -> None:
         """Commit the open step's writes together with a checkpoint of the state now."""
-        assert self.open_session is not None
+        assert self.open_session is not None and self.run is not None
         session, self.open_session = self.open_session, None
-        try:
-            assert self.run is not None
+        with _committed(session):
             self.executor.checkpoint(
                 session, self.instance_id, self.run, self.pending, self.version.dictionary
             )
             self.pending = []
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def discard(self) -> None:
         if self.open_session is not None:
             self.open_session.rollback()
             self.open_session.close()
             self.open_session = None
+
+
+@contextmanager
+def _committed(session: Session) -> Iterator[None]:
+    """Commit ``session`` when the block ends, roll it back if it raises; close it."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 # A checkpoint: the workflow state, fenced by the lease (prepared once, like the claim).
@@ -721,24 +727,15 @@ class Executor:
         """The transaction the run's end is written in: that of a step that wrote and is
         not committed yet (its writes, the end state and the steps commit together),
         or a new one."""
+        if not steps.open_step_done:
+            steps.discard()  # the step failed after its operator wrote: no such writes
         session, steps.open_session = steps.open_session, None
-        if session is not None and not steps.open_step_done:
-            # The step failed after its operator wrote: those writes never happened.
-            session.rollback()
-            session.close()
-            session = None
         if session is None:
             with self.db.session() as session:
                 yield session
-            return
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        else:
+            with _committed(session):
+                yield session
 
     def _mark_record(
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps
