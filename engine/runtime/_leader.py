@@ -12,6 +12,8 @@ import contextlib
 import hashlib
 import logging
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import text
@@ -32,11 +34,28 @@ def _key(role: str, schema: str) -> int:
 
 
 class Leadership:
-    """Whether this process leads ``role`` (e.g. "dispatcher", "scheduler") right now."""
+    """Whether this process leads ``role`` (e.g. "dispatcher", "scheduler") right now.
 
-    def __init__(self, db: Database, role: str) -> None:
+    A leader checks that its lock's connection is still alive at most every
+    ``recheck_seconds``, not on every call: the loops ask before each round, and a
+    round trip each time cost the serving process more than a dispatched event. For
+    that long after its connection died, a leader may work beside its successor;
+    nothing depends on there being one only for that moment (the dispatcher also
+    takes a lock per batch, and leases decide who runs an instance).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        role: str,
+        recheck_seconds: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.db = db
         self.role = role
+        self.recheck_seconds = recheck_seconds
+        self._clock = clock
+        self._checked = float("-inf")  # when the leader's connection last answered
         self._connection: Any = None
         self._lock_key = 0
         self._lock = threading.Lock()
@@ -46,8 +65,13 @@ class Leadership:
         if self.db.is_sqlite:
             return True
         with self._lock:
-            if self._connection is not None and self._alive():
-                return True
+            if self._connection is not None:
+                now = self._clock()
+                if now - self._checked < self.recheck_seconds:
+                    return True
+                if self._alive():
+                    self._checked = now
+                    return True
             self._drop()
             connection = self.db.engine.connect()
             try:
@@ -67,6 +91,7 @@ class Leadership:
                 connection.close()  # holds no lock: back to the pool is fine
                 return False
             self._connection = connection
+            self._checked = self._clock()
             log.info("leading", extra={"role": self.role})
             return True
 
