@@ -139,13 +139,14 @@ def _queued(
 
 
 def initial_state(version: ProcessVersionRow, variables: dict[str, Any]) -> str | bytes:
-    """The serialised start state of an instance of ``version`` with these variables
-    (packed against the version's dictionary, if it has one)."""
+    """The stored state of a new instance of ``version`` with these variables (packed
+    against the version's dictionary, if it has one). Its first run builds the
+    workflow from them."""
     try:
-        state = ProcessRun.start(version.spec, variables, limits_of(version)).dump()
-        return pack(state.encode(), version.pack_dictionary) if version.pack_dictionary else state
+        state = ProcessRun.start_state(variables)
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"start variables cannot be stored as JSON: {exc}") from None
+    return pack(state.encode(), version.pack_dictionary) if version.pack_dictionary else state
 
 
 def start_process(

@@ -745,3 +745,40 @@ def test_a_write_stays_made_once_when_the_next_step_fails(open_test_project: Any
     run(project)
     assert detail(project, inst_id)["state"] == "incident"
     assert [r.data["title"] for r in records_of(project, "items")] == ["once"]
+
+
+def test_a_queued_instance_keeps_only_its_start_and_always_loads_with_the_same_task_ids(
+    open_test_project: Any,
+) -> None:
+    """Until its first run an instance stores its start variables and a seed, not a
+    workflow; every load builds the same tasks with the same ids (idempotency keys are
+    made of them), and views show it as a new run of its process."""
+    from engine.bpmn import ProcessRun
+
+    project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
+    with project.db.session() as s:
+        first = runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"})
+        second = runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"})
+        version = s.get(ProcessVersionRow, first.version_id)
+        assert version is not None
+        stored = [unpack(r.workflow, version.pack_dictionary) for r in (first, second)]
+    assert all(state.startswith('{"catflow_start"') and len(state) < 200 for state in stored)
+
+    def task_ids(state: str) -> list[str]:
+        run_ = ProcessRun.load(version.spec, state)
+        return sorted(str(t) for t in run_.workflow.tasks)
+
+    assert task_ids(stored[0]) == task_ids(stored[0])  # the same tasks, load after load
+    assert set(task_ids(stored[0])).isdisjoint(task_ids(stored[1]))  # others per instance
+    shown = detail(project, first.id)
+    assert shown["state"] == "queued"
+    assert shown["variables"] == {"n": 1}
+    assert shown["elements"] == ProcessRun.start(version.spec, {"n": 1}).element_states()
+    assert "completed" not in shown["elements"].values()
+    # Its first run goes on from there, and what it stores then is the full state.
+    run(project)
+    assert detail(project, first.id)["state"] == "waiting"
+    with project.db.session() as s:
+        row = s.get(InstanceRow, first.id)
+        assert row is not None
+        assert not unpack(row.workflow, version.pack_dictionary).startswith('{"catflow_start"')
