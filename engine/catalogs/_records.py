@@ -11,12 +11,14 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Table,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -24,6 +26,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
@@ -82,11 +85,12 @@ class Record:
         return {"id": self.id, **self.data}
 
     @classmethod
-    def from_row(cls, row: RecordRow, fields: Iterable[str] = ()) -> Record:
+    def from_row(cls, row: Any, fields: Iterable[str] = ()) -> Record:
         """The record of ``row``, its data in the order of ``fields`` (the catalog's order).
 
         PostgreSQL's JSONB keeps no key order; without this, the same record would list
-        its fields differently on SQLite and on PostgreSQL.
+        its fields differently on SQLite and on PostgreSQL. ``row`` is anything with the
+        records table's columns as attributes (a result row of ``_COLUMNS``).
         """
         data = {f: row.data[f] for f in fields if f in row.data}
         data.update((k, v) for k, v in row.data.items() if k not in data)
@@ -130,35 +134,37 @@ class RecordService:
     ) -> Record:
         """Create a record; with an ``idempotency_key``, a repeat returns the first one."""
         definition = self.catalog(catalog)
+        connection = session.connection()
         if idempotency_key is not None:
-            existing = session.scalar(
-                select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
-            )
+            existing = connection.execute(_BY_KEY, {"key": idempotency_key}).one_or_none()
             if existing is not None:
                 return self._replayed(existing, definition, idempotency_key)
         values = self._validate(session, definition, data, cause, creating=True)
         _check_order(definition, values)
-        row = RecordRow(catalog=catalog, data=values, idempotency_key=idempotency_key)
         now = utcnow()
-        row.created_at = row.updated_at = now
+        row = {
+            "catalog": catalog,
+            "data": values,
+            "version": 1,
+            "idempotency_key": idempotency_key,
+            "created_at": now,
+            "updated_at": now,
+        }
         if idempotency_key is None:
-            session.add(row)
-            session.flush()
+            record_id = connection.execute(_INSERT, row).scalar_one()
         else:
             try:
                 # A savepoint, so that losing the race below leaves the transaction usable.
+                # (The savepoint is taken when the session's connection is asked for in it.)
                 with session.begin_nested():
-                    session.add(row)
-                    session.flush()
+                    record_id = session.connection().execute(_INSERT, row).scalar_one()
             except IntegrityError:
                 # Another transaction created it first; that one is the record.
-                existing = session.scalar(
-                    select(RecordRow).where(RecordRow.idempotency_key == idempotency_key)
-                )
+                existing = connection.execute(_BY_KEY, {"key": idempotency_key}).one_or_none()
                 if existing is None:
                     raise
                 return self._replayed(existing, definition, idempotency_key)
-        record = Record.from_row(row, definition.fields)
+        record = Record(record_id, catalog, values, 1, now, now)
         changed = [k for k, v in values.items() if v is not None]
         self._emit(session, record, "created", changed, None, record.as_dict(), cause)
         return record
@@ -178,13 +184,17 @@ class RecordService:
         changed = [k for k, v in values.items() if not _same(row.data.get(k), v)]
         if not changed:
             return Record.from_row(row, definition.fields)
-        _check_order(definition, {**row.data, **values}, set(changed))
+        merged = {**row.data, **values}
+        _check_order(definition, merged, set(changed))
         old = {"id": row.id, **row.data}
-        row.data = {**row.data, **values}
-        row.version += 1
-        row.updated_at = utcnow()
-        session.flush()
-        record = Record.from_row(row, definition.fields)
+        now = utcnow()
+        session.connection().execute(
+            _UPDATE, {"record_id": row.id, "data": merged, "version": row.version + 1, "now": now}
+        )
+        record = Record.from_row(  # a Record has the row's attributes: put in field order
+            Record(row.id, row.catalog, merged, row.version + 1, row.created_at, now),
+            definition.fields,
+        )
         self._emit(session, record, "updated", changed, old, record.as_dict(), cause)
         return record
 
@@ -192,8 +202,7 @@ class RecordService:
         definition = self.catalog(catalog)
         row = self._row(session, catalog, record_id, lock=True)
         record = Record.from_row(row, definition.fields)
-        session.delete(row)
-        session.flush()
+        session.connection().execute(_DELETE, {"record_id": row.id})
         self._emit(session, record, "deleted", list(record.data), record.as_dict(), None, cause)
         return record
 
@@ -217,9 +226,10 @@ class RecordService:
         if offset < 0:
             raise ValidationFailed(f"offset cannot be negative, got {offset}")
         definition, where = self._where(session, catalog, filters, limit)
-        total = session.scalar(select(func.count()).select_from(RecordRow).where(where)) or 0
-        rows = session.scalars(
-            select(RecordRow).where(where).order_by(RecordRow.id).limit(limit).offset(offset)
+        connection = session.connection()
+        total = connection.execute(select(func.count()).select_from(_T).where(where)).scalar() or 0
+        rows = connection.execute(
+            select(*_COLUMNS).where(where).order_by(_T.c.id).limit(limit).offset(offset)
         )
         items = [Record.from_row(r, definition.fields) for r in rows]
         return Page(items, total, limit, offset)
@@ -236,7 +246,9 @@ class RecordService:
         definition, where = self._where(session, catalog, filters, limit)
         if any(isinstance(value, list) and not value for value in (filters or {}).values()):
             return []  # "one of" nothing: no record can match, no query needed
-        rows = session.scalars(select(RecordRow).where(where).order_by(RecordRow.id).limit(limit))
+        rows = session.connection().execute(
+            select(*_COLUMNS).where(where).order_by(_T.c.id).limit(limit)
+        )
         return [Record.from_row(r, definition.fields) for r in rows]
 
     def _where(
@@ -245,13 +257,13 @@ class RecordService:
         definition = self.catalog(catalog)
         if limit < 1 or limit > 10_000:
             raise ValidationFailed(f"limit must be between 1 and 10000, got {limit}")
-        conditions: list[ColumnElement[bool]] = [RecordRow.catalog == catalog]
+        conditions: list[ColumnElement[bool]] = [_T.c.catalog == catalog]
         dialect = session.get_bind().dialect.name
         for fname, value in (filters or {}).items():
             if fname == "id":
                 ids = value if isinstance(value, list) else [value]
                 try:
-                    conditions.append(RecordRow.id.in_([_id(v) for v in ids]))
+                    conditions.append(_T.c.id.in_([_id(v) for v in ids]))
                 except FieldError as exc:
                     raise ValidationFailed(
                         f"cannot filter {catalog} on id",
@@ -300,7 +312,7 @@ class RecordService:
 
     # -- internals ------------------------------------------------------------
 
-    def _replayed(self, row: RecordRow, definition: CatalogDef, key: str) -> Record:
+    def _replayed(self, row: Any, definition: CatalogDef, key: str) -> Record:
         if row.catalog != definition.name:
             # Keys are unique across catalogs; the same key here means a mix-up, not a replay.
             raise Conflict(
@@ -310,8 +322,10 @@ class RecordService:
             )
         return Record.from_row(row, definition.fields)
 
-    def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> RecordRow:
-        row = session.scalar(_ROW_LOCKED if lock else _ROW, {"id": record_id, "catalog": catalog})
+    def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> Any:
+        """The record's row (its columns as attributes), or NotFound."""
+        statement = _ROW_LOCKED if lock else _ROW
+        row = session.connection().execute(statement, {"id": record_id, "catalog": catalog}).first()
         if row is None:
             raise NotFound(f"{catalog} record {record_id} does not exist")
         return row
@@ -426,15 +440,29 @@ class RecordService:
         note_outbox_write(session)
 
 
+# The record service reads and writes the records table with plain statements, not
+# ORM objects: loading, tracking and flushing a RecordRow cost more than the SQL.
+_T = cast(Table, RecordRow.__table__)
+_COLUMNS = (_T.c.id, _T.c.catalog, _T.c.data, _T.c.version, _T.c.created_at, _T.c.updated_at)
 # One record by catalog and id (prepared once: processes read and write records by id
 # many times a second, and building the query each time cost as much as running it).
-_ROW = select(RecordRow).where(
-    RecordRow.id == bindparam("id"), RecordRow.catalog == bindparam("catalog")
-)
+_ROW = select(*_COLUMNS).where(_T.c.id == bindparam("id"), _T.c.catalog == bindparam("catalog"))
 _ROW_LOCKED = _ROW.with_for_update()
+_BY_KEY = select(*_COLUMNS).where(_T.c.idempotency_key == bindparam("key"))
+_INSERT = insert(_T).returning(_T.c.id)
+_UPDATE = (
+    update(_T)
+    .where(_T.c.id == bindparam("record_id"))
+    .values(
+        data=bindparam("data", type_=_T.c.data.type),
+        version=bindparam("version"),
+        updated_at=bindparam("now", type_=_T.c.updated_at.type),
+    )
+)
+_DELETE = delete(_T).where(_T.c.id == bindparam("record_id"))
 # Which of these ids are records of the catalog (for link fields).
-_LINKED = select(RecordRow.id).where(
-    RecordRow.catalog == bindparam("catalog"), RecordRow.id.in_(bindparam("ids", expanding=True))
+_LINKED = select(_T.c.id).where(
+    _T.c.catalog == bindparam("catalog"), _T.c.id.in_(bindparam("ids", expanding=True))
 )
 _NEW_EVENT = insert(OutboxEvent).returning(OutboxEvent.id)
 _NEW_VALUES = insert(OutboxValues)
@@ -470,7 +498,7 @@ def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
         if not wanted:
             return literal(False)
         return or_(*(_holds(fdef, v, dialect) for v in wanted))
-    column = _accessor(fdef)(RecordRow.data[fdef.name])
+    column = _accessor(fdef)(_T.c.data[fdef.name])
     if fdef.type == "number":
         # Bound as the first value's type: [2, 4.5] would compare 4.5 as an integer.
         value = [_float(v) for v in value] if isinstance(value, list) else _float(value)
@@ -486,11 +514,9 @@ def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
 
 def _holds(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        contains: ColumnElement[bool] = type_coerce(RecordRow.data, JSONB)[fdef.name].contains(
-            [value]
-        )
+        contains: ColumnElement[bool] = type_coerce(_T.c.data, JSONB)[fdef.name].contains([value])
         return contains
-    items = func.json_each(RecordRow.data, f'$."{fdef.name}"').table_valued("value")
+    items = func.json_each(_T.c.data, f'$."{fdef.name}"').table_valued("value")
     return exists(select(literal(1)).select_from(items).where(items.c.value == value))
 
 
