@@ -243,6 +243,17 @@ class RecordService:
         limit: int = 50,
     ) -> list[Record]:
         """The first ``limit`` records ``find`` would give, without counting them all."""
+        if filters is not None and filters.keys() == {"id"}:
+            # By ids only, as processes mostly look records up: a prepared statement.
+            definition = self.catalog(catalog)
+            _check_limit(limit)
+            ids = _ids(catalog, filters["id"])
+            if not ids:
+                return []
+            rows = session.connection().execute(
+                _BY_IDS, {"catalog": catalog, "ids": ids, "limit": limit}
+            )
+            return [Record.from_row(r, definition.fields) for r in rows]
         definition, where = self._where(session, catalog, filters, limit)
         if any(isinstance(value, list) and not value for value in (filters or {}).values()):
             return []  # "one of" nothing: no record can match, no query needed
@@ -255,20 +266,12 @@ class RecordService:
         self, session: Session, catalog: str, filters: Mapping[str, Any] | None, limit: int
     ) -> tuple[CatalogDef, ColumnElement[bool]]:
         definition = self.catalog(catalog)
-        if limit < 1 or limit > 10_000:
-            raise ValidationFailed(f"limit must be between 1 and 10000, got {limit}")
+        _check_limit(limit)
         conditions: list[ColumnElement[bool]] = [_T.c.catalog == catalog]
         dialect = session.get_bind().dialect.name
         for fname, value in (filters or {}).items():
             if fname == "id":
-                ids = value if isinstance(value, list) else [value]
-                try:
-                    conditions.append(_T.c.id.in_([_id(v) for v in ids]))
-                except FieldError as exc:
-                    raise ValidationFailed(
-                        f"cannot filter {catalog} on id",
-                        [Problem(str(exc), where=f"{catalog}.id")],
-                    ) from None
+                conditions.append(_T.c.id.in_(_ids(catalog, value)))
                 continue
             fdef = definition.fields.get(fname)
             if fdef is None:
@@ -448,6 +451,13 @@ _COLUMNS = (_T.c.id, _T.c.catalog, _T.c.data, _T.c.version, _T.c.created_at, _T.
 # many times a second, and building the query each time cost as much as running it).
 _ROW = select(*_COLUMNS).where(_T.c.id == bindparam("id"), _T.c.catalog == bindparam("catalog"))
 _ROW_LOCKED = _ROW.with_for_update()
+# Records of a catalog by ids, the first ``limit`` of them.
+_BY_IDS = (
+    select(*_COLUMNS)
+    .where(_T.c.catalog == bindparam("catalog"), _T.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(_T.c.id)
+    .limit(bindparam("limit"))
+)
 _BY_KEY = select(*_COLUMNS).where(_T.c.idempotency_key == bindparam("key"))
 _INSERT = insert(_T).returning(_T.c.id)
 _UPDATE = (
@@ -475,6 +485,21 @@ def _id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise FieldError(f"record ids are whole numbers, got {value!r}")
+
+
+def _ids(catalog: str, value: Any) -> list[int]:
+    """The record ids an ``id`` filter gives (one, or a list for "one of")."""
+    try:
+        return [_id(v) for v in (value if isinstance(value, list) else [value])]
+    except FieldError as exc:
+        raise ValidationFailed(
+            f"cannot filter {catalog} on id", [Problem(str(exc), where=f"{catalog}.id")]
+        ) from None
+
+
+def _check_limit(limit: int) -> None:
+    if limit < 1 or limit > 10_000:
+        raise ValidationFailed(f"limit must be between 1 and 10000, got {limit}")
 
 
 def _known(definition: CatalogDef) -> str:

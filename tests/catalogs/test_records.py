@@ -433,6 +433,34 @@ def test_matching_gives_what_find_gives_and_checks_filters_even_when_one_is_empt
         project.records.matching(session, "employees", {"nope": []})
 
 
+def test_matching_by_ids_only_keeps_to_the_catalog_the_order_and_the_limit(
+    project: Project, staff: dict[str, int]
+) -> None:
+    """Processes look records up by ids most of all (a prepared statement does it)."""
+    ada, grace, alan, edsger = (staff[n] for n in ("ada", "grace", "alan", "edsger"))
+    with project.db.session() as session:
+        meeting = project.records.find(session, "meetings", {}).items[0].id
+
+        def by_ids(value: object, limit: int = 50, catalog: str = "employees") -> list[int]:
+            found = project.records.matching(session, catalog, {"id": value}, limit=limit)
+            return [r.id for r in found]
+
+        assert by_ids([edsger, ada, grace]) == sorted([edsger, ada, grace])
+        assert by_ids(alan) == [alan]
+        assert by_ids(str(grace)) == [grace]
+        assert by_ids([ada, meeting]) == [ada]  # a meeting's id is no employee
+        assert by_ids([ada, grace, alan], limit=2) == sorted([ada, grace, alan])[:2]
+        assert by_ids([]) == []
+        one = project.records.matching(session, "employees", {"id": [ada]})[0]
+        assert one.data["name"] == "Ada" and next(iter(one.data)) == "name"  # field order
+        with pytest.raises(ValidationFailed, match="cannot filter employees on id"):
+            by_ids(["ada"])
+        with pytest.raises(ValidationFailed, match="limit must be between 1 and 10000"):
+            by_ids([ada], limit=0)
+        with pytest.raises(NotFound, match="no catalog named 'nope'"):
+            by_ids([ada], catalog="nope")
+
+
 def test_find_by_id(project: Project, staff: dict[str, int]) -> None:
     assert names(project, {"id": staff["alan"]}) == ["Alan"]
     assert names(project, {"id": [staff["edsger"], staff["ada"]]}) == ["Ada", "Edsger"]
