@@ -8,14 +8,21 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+# Every scan of a task tree the engine does its own way is compared with
+# SpiffWorkflow's, in this process and in the worker processes tests start.
+os.environ["CATFLOW_CHECK_SCANS"] = "1"
+
 import pytest
 from api_helpers import serve_api  # noqa: F401  (a fixture: the HTTP API on loopback)
 from calendar_flow import emulator  # noqa: F401  (a fixture: a Calendar emulator per test)
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from engine.bpmn import _scan
 from engine.config import Settings, load_settings
 from engine.runtime import Project, open_project
+
+assert _scan._CHECK, "engine.bpmn was imported before the scan check was switched on"
 
 PG_URL = os.environ.get(
     "CATFLOW_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/catflow_test"
