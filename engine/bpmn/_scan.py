@@ -47,10 +47,10 @@ def ready_tasks(workflow: Any) -> list[Any]:
             found.append(task)
         subprocess = subprocesses.get(task.id) if subprocesses else None
         if subprocess is not None:
-            stack.extend(reversed(task.children))
+            stack.extend(_children_reversed(task))
             stack.append(subprocess.task_tree)
         elif task._children and task._state >= _FUTURE:
-            stack.extend(reversed(task.children))
+            stack.extend(_children_reversed(task))
     if _CHECK and _shallow(workflow, with_subprocesses=True):
         expected = workflow.get_tasks(state=_READY)
         if found != expected:
@@ -73,9 +73,15 @@ def update_waiting_tasks(workflow: Any) -> None:
     while stack:
         task = stack.pop()
         if task._children and task._state >= _FUTURE:
-            stack.extend(reversed(task.children))
+            stack.extend(_children_reversed(task))
         if task._state & _WAITING:
             task.task_spec._update(task)
+
+
+def _children_reversed(task: Any) -> list[Any]:
+    """``reversed(task.children)``: the task's children, last first, for a stack."""
+    tasks = task.workflow.tasks
+    return [tasks[child] for child in reversed(task._children)]
 
 
 def _shallow(workflow: Any, *, with_subprocesses: bool) -> bool:
@@ -94,7 +100,7 @@ def _walk(root: Any) -> list[Any]:
         task = stack.pop()
         visited.append(task)
         if task._children and task._state >= _FUTURE:
-            stack.extend(reversed(task.children))
+            stack.extend(_children_reversed(task))
     return visited
 
 
