@@ -65,8 +65,15 @@ class _EventStarter:
 
     def _latest(self, session: Session, process_id: str) -> ProcessVersionRow:
         """The latest version, as ``latest_version`` finds it, without loading its
-        spec again for every event: one small query for its id."""
-        version_id = session.execute(_LATEST_ID, {"process_id": process_id}).scalar()
+        spec again for every event: one small query for its id, once per session (a
+        dispatcher's batch of events is read in one)."""
+        latest: dict[str, int | None] = session.info.setdefault("catflow_latest_versions", {})
+        if process_id in latest:
+            version_id = latest[process_id]
+        else:
+            version_id = latest[process_id] = session.execute(
+                _LATEST_ID, {"process_id": process_id}
+            ).scalar()
         bind = session.get_bind()
         assert isinstance(bind, Engine)
         with self._lock:
