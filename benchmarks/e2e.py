@@ -72,6 +72,9 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
         elapsed, latencies = rig.closed_loop(meetings, clients)
         rig.wait_idle()
         cpu = cpu_seconds() - sum(emulator.cpu_times()[:2]) - cpu_before
+        # SpiffWorkflow alone, right after: engine_vs_raw compares the two at one
+        # moment (the machine's speed drifts by up to a third within minutes).
+        raw_beside = raw_spiff_rate(20 if quick else 1000)
         completed = _completed(rig) - done_before
         stored = _sqlite_bytes(rig) - bytes_before
         figures = {
@@ -79,6 +82,7 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
             **latency_figures("e2e_sqlite_latency_ms", latencies),
             "cpu_ms_per_meeting": cpu / meetings * 1e3,
             "db_bytes_per_completed_instance": stored / max(1, completed),
+            "raw_spiff_instances_per_s_beside_e2e": raw_beside,
         }
         at_100 = rig.open_loop(100.0, offered)
         figures.update(
@@ -98,6 +102,12 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
 
 def bench_raw_spiff(quick: bool) -> dict[str, float]:
     """meeting_sync run by SpiffWorkflow alone: no storage, no HTTP, no sandbox."""
+    return {"raw_spiff_instances_per_s": raw_spiff_rate(50 if quick else 2000)}
+
+
+def raw_spiff_rate(runs: int) -> float:
+    """Instances of meeting_sync per second, ``runs`` of them run by SpiffWorkflow in
+    memory (its own engine loop and script engine, services answered from a dict)."""
     from lxml import etree
     from SpiffWorkflow.bpmn import BpmnWorkflow
     from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine, TaskDataEnvironment
@@ -148,7 +158,6 @@ def bench_raw_spiff(quick: bool) -> dict[str, float]:
             return json.dumps(answers[operation_name])
 
     engine = Stubbed(environment=TaskDataEnvironment(dict(HELPERS)))
-    runs = 50 if quick else 2000
 
     def once() -> None:
         workflow = BpmnWorkflow(spec, script_engine=engine)
@@ -160,7 +169,7 @@ def bench_raw_spiff(quick: bool) -> dict[str, float]:
     started = time.perf_counter()
     for _ in range(runs):
         once()
-    return {"raw_spiff_instances_per_s": runs / (time.perf_counter() - started)}
+    return runs / (time.perf_counter() - started)
 
 
 # -- PostgreSQL and Celery workers ----------------------------------------------------------

@@ -25,6 +25,8 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
         "sandbox_pool_us_per_script",
         "e2e_sqlite_meetings_per_s",
         "e2e_sqlite_latency_ms_p99",
+        "raw_spiff_instances_per_s_beside_e2e",  # engine_vs_raw's side, at one moment
+        "engine_vs_raw",
     } <= set(figures)
     assert all(isinstance(v, float) for v in figures.values())
     assert "sandbox_ms_per_script_task" in result.stdout
