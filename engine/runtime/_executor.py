@@ -9,6 +9,7 @@ after a crash they simply run again.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -33,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.dml import Update
 
@@ -41,7 +43,7 @@ from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
 from engine.catalogs import Cause, RecordService
 from engine.components import OPERATORS, OperatorContext
 from engine.components.outbound import HttpClient
-from engine.errors import CatflowError, NotFound
+from engine.errors import CatflowError, NotFound, RetryLater
 from engine.sandbox import Limits
 from engine.store import (
     Database,
@@ -264,6 +266,15 @@ class _Steps:
         )
         try:
             result = op.run(ctx, params)
+        except STORE_TROUBLE as exc:
+            # The database, not the step, failed: the step is tried again later (the
+            # instance waits), as a throttled call would be; it is not an incident.
+            _end_quietly(session)
+            raise RetryLater(
+                STORE_RETRY_SECONDS,
+                f"the database could not be reached or was busy ({_first_line(exc)})",
+                task.attempts + 1,
+            ) from exc
         except BaseException:
             session.rollback()
             session.close()
@@ -330,6 +341,24 @@ class _Steps:
             self.open_session.rollback()
             self.open_session.close()
             self.open_session = None
+
+
+# Errors of the database itself (a lost connection, a lock or statement timeout, a
+# serialisation failure), as opposed to errors in what a step asked of it.
+STORE_TROUBLE = (OperationalError, InterfaceError)
+STORE_RETRY_SECONDS = 10.0  # a step that met them runs again after this long
+
+
+def _end_quietly(session: Session) -> None:
+    """Roll back and close a session whose connection may be gone."""
+    with contextlib.suppress(Exception):
+        session.rollback()
+    with contextlib.suppress(Exception):
+        session.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 @contextmanager
@@ -650,6 +679,16 @@ class Executor:
             steps.discard()
             log.warning(
                 "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
+            )
+            return None
+        except STORE_TROUBLE as exc:
+            # Lost the database between steps (a checkpoint's commit): like a crash, the
+            # instance runs again from its last checkpoint once its lease runs out.
+            with contextlib.suppress(Exception):
+                steps.discard()
+            log.warning(
+                "database unavailable; the instance runs again from its last checkpoint",
+                extra={"instance_id": instance_id, "error": _first_line(exc)},
             )
             return None
         except Exception as exc:  # a failure of the engine itself, not of a task

@@ -782,3 +782,56 @@ def test_a_queued_instance_keeps_only_its_start_and_always_loads_with_the_same_t
         row = s.get(InstanceRow, first.id)
         assert row is not None
         assert not unpack(row.workflow, version.pack_dictionary).startswith('{"catflow_start"')
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_database_lost_mid_step_puts_the_step_off_instead_of_raising_an_incident(
+    open_test_project: Any,
+) -> None:
+    """The worker's database session dies while a step reads a record (its backend is
+    terminated, as a restart of PostgreSQL would). That is the database's failure,
+    not the step's: the step is tried again later, and then the instance completes."""
+    from sqlalchemy import event, text
+
+    flow_ = chain(
+        "reader",
+        start(),
+        service("load", "records.get", "item", catalog="'items'", id="rid"),
+        end(),
+    )
+    project = open_test_project(catalogs={"items": catalog()}, processes={"reader": flow_})
+    item_id = create(project, "items", {"title": "kept"})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "reader", {"rid": item_id}, {"kind": "user"}).id
+
+    killed: list[int] = []
+
+    @event.listens_for(project.db.engine, "before_cursor_execute")
+    def _kill_once(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if not killed and statement.lstrip().startswith("SELECT records.id"):
+            pid = conn.connection.dbapi_connection.info.backend_pid
+            killed.append(pid)
+            with project.db.engine.connect() as admin:
+                admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                admin.commit()
+
+    run(project)
+    event.remove(project.db.engine, "before_cursor_execute", _kill_once)
+    assert killed, "the step's read never reached the database"
+    shown = detail(project, inst_id)
+    assert shown["state"] == "waiting"
+    assert shown["incidents"] == []
+    with project.db.session() as s:
+        put_off = s.scalars(
+            select(StepRow.message).where(
+                StepRow.instance_id == inst_id, StepRow.outcome == "waiting"
+            )
+        ).all()
+        assert any("the database could not be reached or was busy" in (m or "") for m in put_off)
+        s.execute(
+            sql_update(InstanceRow).where(InstanceRow.id == inst_id).values(due_at=runtime_now())
+        )
+    run(project)
+    shown = detail(project, inst_id)
+    assert shown["state"] == "completed"
+    assert shown["variables"]["item"]["title"] == "kept"
