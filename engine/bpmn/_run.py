@@ -23,7 +23,7 @@ from engine.sandbox import DEFAULT_LIMITS, Limits
 
 from ._engine import ATTEMPTS_KEY, CatflowScriptEngine, ScriptFailed, TaskInfo
 from ._scan import install as install_scans
-from ._scan import ready_tasks
+from ._scan import ready_tasks, tree_order
 from ._serialize import SPECS, dump_state, load_state, registry
 
 
@@ -124,7 +124,7 @@ class ProcessRun:
         workflow = BpmnWorkflow(spec, subprocess_specs, script_engine=engine)
         if seed is not None:
             _renumber(workflow, uuid.UUID(seed))
-        start = workflow.get_tasks(state=TaskState.READY)
+        start = ready_tasks(workflow)
         json.dumps(variables)  # refuse what could not be stored, before anything runs
         for task in start:
             task.data.update(variables)
@@ -500,12 +500,7 @@ def _renumber(workflow: Any, seed: uuid.UUID) -> None:
     depth-first order is the same task every time: ids made from (seed, n) are
     stable across starts, and as unique between workflows as their (random) seeds.
     """
-    order: list[Any] = []
-    stack = [workflow.task_tree]
-    while stack:
-        task = stack.pop()
-        order.append(task)
-        stack.extend(reversed(task.children))
+    order = tree_order(workflow)
     if len(order) != len(workflow.tasks):
         raise CatflowError(
             f"a new workflow of {workflow.spec.name!r} has {len(workflow.tasks)} tasks but "

@@ -93,15 +93,21 @@ def _shallow(workflow: Any, *, with_subprocesses: bool) -> bool:
     return tasks < _SPIFF_MAX_DEPTH
 
 
-def _walk(root: Any) -> list[Any]:
-    """The tasks a WAITING scan visits, without updating any."""
+def _walk(root: Any, *, prune: bool = True) -> list[Any]:
+    """The tasks under ``root`` in tree order: those a WAITING scan visits (without
+    updating any), or with ``prune=False`` every one."""
     visited, stack = [], [root]
     while stack:
         task = stack.pop()
         visited.append(task)
-        if task._children and task._state >= _FUTURE:
+        if task._children and (not prune or task._state >= _FUTURE):
             stack.extend(_children_reversed(task))
     return visited
+
+
+def tree_order(workflow: Any) -> list[Any]:
+    """Every task of ``workflow`` (not of its subprocesses), depth first, in order."""
+    return _walk(workflow.task_tree, prune=False)
 
 
 def install(workflow: Any) -> None:

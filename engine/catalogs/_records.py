@@ -92,9 +92,15 @@ class Record:
         its fields differently on SQLite and on PostgreSQL. ``row`` is anything with the
         records table's columns as attributes (a result row of ``_COLUMNS``).
         """
-        data = {f: row.data[f] for f in fields if f in row.data}
-        data.update((k, v) for k, v in row.data.items() if k not in data)
+        data = _in_field_order(row.data, fields)
         return cls(row.id, row.catalog, data, row.version, row.created_at, row.updated_at)
+
+
+def _in_field_order(data: Mapping[str, Any], fields: Iterable[str]) -> dict[str, Any]:
+    """``data`` with the catalog's fields first, in the catalog's order."""
+    ordered = {f: data[f] for f in fields if f in data}
+    ordered.update((k, v) for k, v in data.items() if k not in ordered)
+    return ordered
 
 
 @dataclass(frozen=True)
@@ -191,10 +197,8 @@ class RecordService:
         session.connection().execute(
             _UPDATE, {"record_id": row.id, "data": merged, "version": row.version + 1, "now": now}
         )
-        record = Record.from_row(  # a Record has the row's attributes: put in field order
-            Record(row.id, row.catalog, merged, row.version + 1, row.created_at, now),
-            definition.fields,
-        )
+        data = _in_field_order(merged, definition.fields)
+        record = Record(row.id, row.catalog, data, row.version + 1, row.created_at, now)
         self._emit(session, record, "updated", changed, old, record.as_dict(), cause)
         return record
 
