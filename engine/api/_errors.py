@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine.errors import CatflowError, Conflict, NotFound, ValidationFailed
@@ -55,6 +56,23 @@ def install(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         return JSONResponse(error_body("the request was refused", problems), status_code=422)
+
+    async def store_trouble(request: Request, exc: Exception) -> JSONResponse:
+        # The database restarted, is down, or a lock or statement timed out: not a
+        # bug, and a retry a moment later mostly succeeds (a dead connection has
+        # invalidated the pool by now). The driver's message stays in the log.
+        log.warning(
+            "database unreachable or busy",
+            extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"},
+        )
+        return JSONResponse(
+            error_body("the database could not be reached or was busy; try again in a moment"),
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    app.add_exception_handler(OperationalError, store_trouble)
+    app.add_exception_handler(InterfaceError, store_trouble)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -6,11 +6,12 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import create_engine, event, exc, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
@@ -37,12 +38,13 @@ class Database:
                 kwargs["pool_size"] = 10
                 kwargs["max_overflow"] = 30
         else:
-            kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
         self.engine: Engine = create_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        else:
+            _ping_when_idle(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         # Sessions that only read: on SQLite they begin a deferred transaction, which
         # takes no write lock, so readers never queue behind writers (WAL). On
@@ -82,6 +84,37 @@ class Database:
 
 
 _BUSY_SECONDS = 60
+
+# A pooled connection is pinged before use only when it sat idle this long. One in
+# steady use answered a moment ago; pinging it anyway (SQLAlchemy's pool_pre_ping)
+# was a round trip per session — for a worker on PostgreSQL, several per step. The
+# same trade as HikariCP's aliveBypassWindowMs (500 ms): a connection that dies
+# within the window fails the statement it runs, that failure invalidates the whole
+# pool, and the next session gets a fresh connection.
+PING_AFTER_IDLE_SECONDS = 0.5
+_IDLE_SINCE = "catflow_idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop(_IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # just made, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                # Dead (a restart of the server, say): so are its siblings; the pool
+                # replaces them all and this checkout gets a fresh connection.
+                raise exc.InvalidatePoolError() from error
+            raise
 
 
 class _WriterQueue:

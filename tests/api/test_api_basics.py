@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from api_helpers import ServeApi
 from click.testing import CliRunner
 from flow_helpers import catalog
+from pg_helpers import pooled_backends, terminate
 
 from engine.api.tokens import revoke_token
 from engine.cli import cli
+from engine.store import _db
 
 
 def test_no_token_or_a_bad_one_is_401_with_how_to_get_one(serve_api: ServeApi) -> None:
@@ -75,3 +78,23 @@ def test_tokens_cli_shows_a_token_once_and_never_again(project_dir: Path, db_url
         cli, ["--project", str(project_dir), "tokens", "create", "--role", "boss"], env=env
     )
     assert bad.exit_code == 2 and "'boss' is not one of" in bad.stderr
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_database_that_restarted_is_a_503_to_retry_not_a_500(
+    serve_api: ServeApi, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL restarted (every backend of the server's pool terminated) while its
+    connections were in steady use: the request that meets a dead one is told to
+    retry (503, Retry-After), and the retry succeeds on fresh connections."""
+    monkeypatch.setattr(_db, "PING_AFTER_IDLE_SECONDS", 60)  # all "in use a moment ago"
+    api = serve_api(catalogs={"items": catalog()})
+    assert api.get("viewer", "/api/catalogs").status_code == 200
+    terminate(db_url, pooled_backends(api.project.db))
+    answer = api.get("viewer", "/api/catalogs")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["message"] == (
+        "the database could not be reached or was busy; try again in a moment"
+    )
+    assert api.get("viewer", "/api/catalogs").status_code == 200
