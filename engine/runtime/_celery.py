@@ -81,14 +81,20 @@ class Publisher:
 
     def publish(self, instance_ids: list[int]) -> int:
         now = time.monotonic()
-        sent = 0
-        for instance_id in instance_ids:
-            last = self._sent.get(instance_id)
-            if last is not None and now - last < self.republish_after:
-                continue
-            self.app.send_task(TASK, args=[instance_id])
-            self._sent[instance_id] = now
-            sent += 1
+        due = [
+            instance_id
+            for instance_id in instance_ids
+            if now - self._sent.get(instance_id, -self.republish_after) >= self.republish_after
+        ]
+        if not due:
+            return 0
+        # One producer (and broker connection) for the batch, not one taken from the
+        # pool and set up again per message.
+        with self.app.producer_or_acquire() as producer:
+            for instance_id in due:
+                self.app.send_task(TASK, args=[instance_id], producer=producer)
+                self._sent[instance_id] = now
+        sent = len(due)
         if len(self._sent) > 100_000:  # forget the old ones
             cutoff = now - self.republish_after
             self._sent = {k: v for k, v in self._sent.items() if v >= cutoff}
