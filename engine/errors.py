@@ -82,11 +82,16 @@ class RetryLater(Exception):
     """A step must be tried again later (a long back-off); the instance waits, no worker does.
 
     ``attempts`` is how many attempts the step has made so far; it is kept with the
-    task and handed back to the operator when the step runs again.
+    task and handed back to the operator when the step runs again. ``put_offs``, when
+    given, says the database failed the step (this is the n-th time): that is no
+    attempt of the step's own, and ``attempts`` stays as it was.
     """
 
-    def __init__(self, delay_s: float, reason: str, attempts: int) -> None:
+    def __init__(
+        self, delay_s: float, reason: str, attempts: int, *, put_offs: int | None = None
+    ) -> None:
         super().__init__(f"retry in {delay_s:.1f}s: {reason}")
         self.delay_s = delay_s
         self.reason = reason
         self.attempts = attempts
+        self.put_offs = put_offs

@@ -13,6 +13,9 @@ from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScript
 from engine import sandbox
 
 ATTEMPTS_KEY = "catflow_attempts"  # in a task's internal data: attempts put off so far
+# ... and how often the step was put off because the database failed it (those are
+# not attempts of the step: they do not use up an operator's retries).
+PUT_OFFS_KEY = "catflow_store_put_offs"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class TaskInfo:
     type: str
     is_element: bool = True  # False for SpiffWorkflow's own bookkeeping tasks
     attempts: int = 0  # attempts made by earlier runs of this step that were put off
+    put_offs: int = 0  # earlier runs of this step the database failed
 
     @classmethod
     def of(cls, task: Any) -> TaskInfo:
@@ -36,6 +40,7 @@ class TaskInfo:
             type=type(spec).__name__,
             is_element=getattr(spec, "bpmn_id", None) is not None,
             attempts=int(task.internal_data.get(ATTEMPTS_KEY, 0)),
+            put_offs=int(task.internal_data.get(PUT_OFFS_KEY, 0)),
         )
 
     def label(self) -> str:

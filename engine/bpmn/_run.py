@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 from engine.errors import BpmnError, CatflowError, Conflict, NotFound, RetryLater
 from engine.sandbox import DEFAULT_LIMITS, Limits
 
-from ._engine import ATTEMPTS_KEY, CatflowScriptEngine, ScriptFailed, TaskInfo
+from ._engine import ATTEMPTS_KEY, PUT_OFFS_KEY, CatflowScriptEngine, ScriptFailed, TaskInfo
 from ._scan import install as install_scans
 from ._scan import ready_tasks, tree_order
 from ._serialize import SPECS, dump_state, load_state, registry
@@ -307,12 +307,16 @@ class ProcessRun:
         if task.state == TaskState.ERROR:
             task._set_state(TaskState.READY)
         task.internal_data[ATTEMPTS_KEY] = err.attempts
+        if err.put_offs is not None:
+            task.internal_data[PUT_OFFS_KEY] = err.put_offs
         due = datetime.now(UTC) + timedelta(seconds=err.delay_s)
         info = TaskInfo.of(task)
-        message = (
-            f"attempt {err.attempts} failed ({err.reason}); "
-            f"trying again at {due.isoformat(timespec='seconds')}"
+        what = (
+            f"attempt {err.attempts} failed ({err.reason})"
+            if err.put_offs is None
+            else f"put off ({err.reason}), {err.put_offs} time(s) so far"
         )
+        message = f"{what}; trying again at {due.isoformat(timespec='seconds')}"
         assert self._hooks is not None
         self._hooks.task_finished(info, "waiting", {}, message)
         self._current = None
@@ -329,6 +333,7 @@ class ProcessRun:
         )
         if task is not None:
             task.internal_data.pop(ATTEMPTS_KEY, None)  # a retry starts its count afresh
+            task.internal_data.pop(PUT_OFFS_KEY, None)
         if isinstance(err, CatflowError) and err.problems:
             details["problems"] = [p.to_dict() for p in err.problems]
         if isinstance(err, BpmnError):

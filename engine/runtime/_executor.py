@@ -268,12 +268,17 @@ class _Steps:
             result = op.run(ctx, params)
         except STORE_TROUBLE as exc:
             # The database, not the step, failed: the step is tried again later (the
-            # instance waits), as a throttled call would be; it is not an incident.
+            # instance waits), as a throttled call would be; it is not an incident,
+            # nor an attempt of the step (an HTTP call keeps all its retries). The
+            # wait doubles each time, up to STORE_RETRY_MAX_SECONDS: an outage of
+            # hours is waited out without a worker polling a dead database every 10 s.
             _end_quietly(session)
+            put_offs = task.put_offs + 1
             raise RetryLater(
-                STORE_RETRY_SECONDS,
+                min(STORE_RETRY_MAX_SECONDS, STORE_RETRY_SECONDS * 2 ** (put_offs - 1)),
                 f"the database could not be reached or was busy ({_first_line(exc)})",
-                task.attempts + 1,
+                task.attempts,
+                put_offs=put_offs,
             ) from exc
         except BaseException:
             session.rollback()
@@ -346,7 +351,8 @@ class _Steps:
 # Errors of the database itself (a lost connection, a lock or statement timeout, a
 # serialisation failure), as opposed to errors in what a step asked of it.
 STORE_TROUBLE = (OperationalError, InterfaceError)
-STORE_RETRY_SECONDS = 10.0  # a step that met them runs again after this long
+STORE_RETRY_SECONDS = 10.0  # a step that met them runs again after this long, at first
+STORE_RETRY_MAX_SECONDS = 300.0
 
 
 def _end_quietly(session: Session) -> None:

@@ -789,9 +789,12 @@ def test_a_database_lost_mid_step_puts_the_step_off_instead_of_raising_an_incide
     open_test_project: Any,
 ) -> None:
     """The worker's database session dies while a step reads a record (its backend is
-    terminated, as a restart of PostgreSQL would). That is the database's failure,
-    not the step's: the step is tried again later, and then the instance completes."""
+    terminated, as a restart of PostgreSQL would), twice. That is the database's
+    failure, not the step's: the step is put off, for twice as long the second
+    time, without using up any of the step's attempts; then the instance completes."""
     from sqlalchemy import event, text
+
+    from engine.runtime._executor import STORE_RETRY_SECONDS
 
     flow_ = chain(
         "reader",
@@ -807,30 +810,52 @@ def test_a_database_lost_mid_step_puts_the_step_off_instead_of_raising_an_incide
     killed: list[int] = []
 
     @event.listens_for(project.db.engine, "before_cursor_execute")
-    def _kill_once(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if not killed and statement.lstrip().startswith("SELECT records.id"):
+    def _kill_twice(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if len(killed) < 2 and statement.lstrip().startswith("SELECT records.id"):
             pid = conn.connection.dbapi_connection.info.backend_pid
             killed.append(pid)
             with project.db.engine.connect() as admin:
                 admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
                 admin.commit()
 
-    run(project)
-    event.remove(project.db.engine, "before_cursor_execute", _kill_once)
-    assert killed, "the step's read never reached the database"
-    shown = detail(project, inst_id)
-    assert shown["state"] == "waiting"
-    assert shown["incidents"] == []
-    with project.db.session() as s:
-        put_off = s.scalars(
-            select(StepRow.message).where(
-                StepRow.instance_id == inst_id, StepRow.outcome == "waiting"
+    def put_off_once_more(times: int) -> None:
+        before = runtime_now()
+        run(project)
+        assert len(killed) == times, "the step's read never reached the database"
+        shown = detail(project, inst_id)
+        assert shown["state"] == "waiting"
+        assert shown["incidents"] == []
+        with project.db.session() as s:
+            row = s.get(InstanceRow, inst_id)
+            assert row is not None and row.due_at is not None
+            waits = (row.due_at - before).total_seconds()
+            message = s.scalars(
+                select(StepRow.message)
+                .where(StepRow.instance_id == inst_id, StepRow.outcome == "waiting")
+                .order_by(StepRow.id.desc())
+            ).first()
+            version = s.get(ProcessVersionRow, row.version_id)
+            assert version is not None
+            state = json.loads(unpack(row.workflow, version.pack_dictionary))
+            s.execute(
+                sql_update(InstanceRow)
+                .where(InstanceRow.id == inst_id)
+                .values(due_at=runtime_now())
             )
-        ).all()
-        assert any("the database could not be reached or was busy" in (m or "") for m in put_off)
-        s.execute(
-            sql_update(InstanceRow).where(InstanceRow.id == inst_id).values(due_at=runtime_now())
-        )
+        assert "the database could not be reached or was busy" in (message or "")
+        assert f"{times} time(s) so far" in (message or "")
+        assert "attempt" not in (message or "")
+        expected = STORE_RETRY_SECONDS * 2 ** (times - 1)  # 10 s, then 20 s
+        assert expected - 1 <= waits <= expected + 5
+        [load] = [
+            t for t in state["tasks"].values() if "catflow_store_put_offs" in t["internal_data"]
+        ]
+        assert load["internal_data"]["catflow_store_put_offs"] == times
+        assert load["internal_data"].get("catflow_attempts", 0) == 0  # no attempt used up
+
+    put_off_once_more(1)
+    put_off_once_more(2)
+    event.remove(project.db.engine, "before_cursor_execute", _kill_twice)
     run(project)
     shown = detail(project, inst_id)
     assert shown["state"] == "completed"
