@@ -176,12 +176,16 @@ class Rig:
         The load generator shares the machine with the engine, so a look costs it as
         little as it can: one connection kept open, only ids fetched (the database
         tests the field; no record is parsed here), the read ended at once so the
-        next look sees newer commits.
+        next look sees newer commits (on PostgreSQL in autocommit: no BEGIN and
+        ROLLBACK around it, which were two round trips of three).
         """
         if not record_ids:
             return set()
         if self._poll is None:
-            self._poll = self.project.db.engine.execution_options(catflow_read_only=True).connect()
+            options: dict[str, Any] = {"catflow_read_only": True}
+            if self.project.db.engine.dialect.name == "postgresql":
+                options["isolation_level"] = "AUTOCOMMIT"  # one round trip, not three
+            self._poll = self.project.db.engine.execution_options(**options).connect()
         try:
             return set(self._poll.execute(self._synced_query, {"ids": record_ids}).scalars())
         finally:
