@@ -1,7 +1,7 @@
 """Catalogs (typed tables from YAML), record validation, and the record service."""
 
 from ._fields import FIELD_TYPES, FieldDef, FieldError, normalise
-from ._records import Cause, Page, Record, RecordService
+from ._records import Cause, Page, PlannedUpdate, Record, RecordMoved, RecordService
 from ._registry import (
     SyncReport,
     catalog_from_dict,
@@ -19,7 +19,9 @@ __all__ = [
     "FieldDef",
     "FieldError",
     "Page",
+    "PlannedUpdate",
     "Record",
+    "RecordMoved",
     "RecordService",
     "SyncReport",
     "TriggerDef",

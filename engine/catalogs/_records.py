@@ -33,7 +33,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import Conflict, NotFound, Problem, ValidationFailed
-from engine.store import OutboxEvent, OutboxValues, RecordRow, note_outbox_write, utcnow
+from engine.store import (
+    OutboxEvent,
+    OutboxValues,
+    RecordRow,
+    note_outbox_write,
+    pack_json,
+    utcnow,
+)
 
 from ._fields import FieldDef, FieldError, moment_of, normalise, parse_filter
 from ._schema import CatalogDef
@@ -111,6 +118,24 @@ class Page:
     offset: int
 
 
+@dataclass(frozen=True)
+class PlannedUpdate:
+    """An update worked out from the record as it was read, written later
+    (``RecordService.write_planned``) — if the record is still at ``read_version``."""
+
+    record: Record  # as it will be once written
+    read_version: int
+    data: dict[str, Any]  # the stored data to write
+    changed: list[str]
+    old: bytes  # the event's values, packed (pack_json) when planned, not when written
+    new: bytes
+    cause: Cause
+
+
+class RecordMoved(Exception):
+    """A planned update found its record changed since it was read (or gone)."""
+
+
 class RecordService:
     """Record operations over the catalogs given; each call works inside the caller's session."""
 
@@ -184,8 +209,26 @@ class RecordService:
         cause: Cause,
     ) -> Record:
         """Change the given fields only; an update that changes nothing emits nothing."""
+        planned = self.plan_update(session, catalog, record_id, changes, cause, lock=True)
+        if isinstance(planned, Record):
+            return planned
+        self.write_planned(session, planned)  # the row is locked: it cannot have moved
+        return planned.record
+
+    def plan_update(
+        self,
+        session: Session,
+        catalog: str,
+        record_id: int,
+        changes: Mapping[str, Any],
+        cause: Cause,
+        *,
+        lock: bool = False,
+    ) -> Record | PlannedUpdate:
+        """``update`` worked out but not written: the record as it is if nothing would
+        change, else the update to write. Reads only (and, ``lock``, locks the row)."""
         definition = self.catalog(catalog)
-        row = self._row(session, catalog, record_id, lock=True)
+        row = self._row(session, catalog, record_id, lock=lock)
         values = self._validate(session, definition, changes, cause, creating=False)
         changed = [k for k, v in values.items() if not _same(row.data.get(k), v)]
         if not changed:
@@ -193,14 +236,46 @@ class RecordService:
         merged = {**row.data, **values}
         _check_order(definition, merged, set(changed))
         old = {"id": row.id, **row.data}
-        now = utcnow()
-        session.connection().execute(
-            _UPDATE, {"record_id": row.id, "data": merged, "version": row.version + 1, "now": now}
-        )
         data = _in_field_order(merged, definition.fields)
-        record = Record(row.id, row.catalog, data, row.version + 1, row.created_at, now)
-        self._emit(session, record, "updated", changed, old, record.as_dict(), cause)
-        return record
+        record = Record(row.id, row.catalog, data, row.version + 1, row.created_at, utcnow())
+        return PlannedUpdate(
+            record,
+            row.version,
+            merged,
+            changed,
+            pack_json(old),
+            pack_json(record.as_dict()),
+            cause,
+        )
+
+    def write_planned(self, session: Session, planned: PlannedUpdate) -> None:
+        """Write an update planned earlier, and its event; RecordMoved if the record is
+        no longer at the version it was planned from (then nothing is written)."""
+        record = planned.record
+        written = session.connection().execute(
+            _UPDATE,
+            {
+                "record_id": record.id,
+                "read_version": planned.read_version,
+                "data": planned.data,
+                "version": record.version,
+                "now": record.updated_at,
+            },
+        )
+        if written.rowcount != 1:
+            raise RecordMoved(
+                f"{record.catalog} record {record.id} changed (or was deleted) since version "
+                f"{planned.read_version} was read"
+            )
+        self._emit(
+            session,
+            record,
+            "updated",
+            planned.changed,
+            planned.old,
+            planned.new,
+            planned.cause,
+        )
 
     def delete(self, session: Session, catalog: str, record_id: int, cause: Cause) -> Record:
         definition = self.catalog(catalog)
@@ -422,10 +497,12 @@ class RecordService:
         record: Record,
         kind: str,
         changed: list[str],
-        old: dict[str, Any] | None,
-        new: dict[str, Any] | None,
+        old: dict[str, Any] | bytes | None,
+        new: dict[str, Any] | bytes | None,
         cause: Cause,
     ) -> None:
+        """The change's outbox event; ``old`` and ``new`` as dicts or packed already
+        (``pack_json``)."""
         # Two plain statements: the ORM's unit of work for an event and its values
         # cost a quarter of a millisecond more per record written.
         connection = session.connection()
@@ -464,9 +541,11 @@ _BY_IDS = (
 )
 _BY_KEY = select(*_COLUMNS).where(_T.c.idempotency_key == bindparam("key"))
 _INSERT = insert(_T).returning(_T.c.id)
+# Only from the version the update was worked out from: a planned update written
+# later must not overwrite what another writer changed meanwhile.
 _UPDATE = (
     update(_T)
-    .where(_T.c.id == bindparam("record_id"))
+    .where(_T.c.id == bindparam("record_id"), _T.c.version == bindparam("read_version"))
     .values(
         data=bindparam("data", type_=_T.c.data.type),
         version=bindparam("version"),

@@ -40,7 +40,7 @@ from sqlalchemy.sql.dml import Update
 
 from engine import metrics
 from engine.bpmn import Failure, Outcome, ProcessRun, TaskInfo
-from engine.catalogs import Cause, RecordService
+from engine.catalogs import Cause, PlannedUpdate, Record, RecordMoved, RecordService
 from engine.components import OPERATORS, OperatorContext
 from engine.components.outbound import HttpClient
 from engine.errors import CatflowError, NotFound, RetryLater
@@ -176,12 +176,29 @@ class LeaseLost(Exception):
     """Another worker took the instance over (our lease expired); our work is discarded."""
 
 
-class _RecordsForInstance:
-    """The record service as an operator sees it: changes caused by this instance."""
+# Where a step's planned record updates wait for its commit (in the step's session).
+_PLANNED = "catflow_planned_updates"
 
-    def __init__(self, service: RecordService, cause: Cause) -> None:
+
+class _RecordsForInstance:
+    """The record service as an operator sees it: changes caused by this instance.
+
+    With ``planner`` (a database to read from), an update is worked out in a read
+    session and written only when the step commits, with its checkpoint
+    (``write_planned_updates``). On SQLite a write transaction holds the one write
+    lock from its first write to its commit; an update written at once held it while
+    the rest of the run went on — serialising the state, packing the step log — and
+    that hold, not CPU, bounded how many instances all workers together finished.
+    A record another writer changed meanwhile makes the commit fail (RecordMoved);
+    the run is then done again with its updates written at once, under the lock.
+    """
+
+    def __init__(
+        self, service: RecordService, cause: Cause, planner: Database | None = None
+    ) -> None:
         self.service = service
         self.cause = cause
+        self.planner = planner
 
     def get(self, session: Session, catalog: str, record_id: int) -> dict[str, Any]:
         return self.service.get(session, catalog, record_id).as_dict()
@@ -203,7 +220,14 @@ class _RecordsForInstance:
     def update(
         self, session: Session, catalog: str, record_id: int, data: Mapping[str, Any]
     ) -> dict[str, Any]:
-        return self.service.update(session, catalog, record_id, data, self.cause).as_dict()
+        if self.planner is None:
+            return self.service.update(session, catalog, record_id, data, self.cause).as_dict()
+        with self.planner.read_session() as reading:
+            planned = self.service.plan_update(reading, catalog, record_id, data, self.cause)
+        if isinstance(planned, Record):
+            return planned.as_dict()  # nothing changes: nothing to write
+        session.info.setdefault(_PLANNED, []).append(planned)
+        return planned.record.as_dict()
 
     def delete(self, session: Session, catalog: str, record_id: int) -> bool:
         try:
@@ -221,6 +245,7 @@ class _Steps:
     instance_id: int
     process_id: str
     version: _Version
+    plan_updates: bool = True  # record updates written at the commit (_RecordsForInstance)
     run: ProcessRun | None = None
     pending: list[dict[str, Any]] = field(default_factory=list)  # StepRow values
     open_session: Session | None = None  # the writes of the last step that wrote
@@ -259,7 +284,9 @@ class _Steps:
             element_id=task.element_id,
             session=session,
             records=_RecordsForInstance(
-                self.executor.records, Cause.instance(self.instance_id, self.process_id)
+                self.executor.records,
+                Cause.instance(self.instance_id, self.process_id),
+                db if self.plan_updates else None,
             ),
             http_client=self.executor.http,
             attempts=task.attempts,
@@ -335,10 +362,14 @@ class _Steps:
         """Commit the open step's writes together with a checkpoint of the state now."""
         assert self.open_session is not None and self.run is not None
         session, self.open_session = self.open_session, None
+        # Packed before the transaction's first write: on SQLite the one write lock is
+        # held from then until the commit.
+        dictionary = self.version.dictionary
+        workflow = pack(self.run.dump().encode(), dictionary)
+        step_rows = _pack_steps(self.pending, dictionary)
         with _committed(session):
-            self.executor.checkpoint(
-                session, self.instance_id, self.run, self.pending, self.version.dictionary
-            )
+            self.executor.write_planned_updates(session)
+            self.executor.save_checkpoint(session, self.instance_id, workflow, step_rows)
             self.pending = []
 
     def discard(self) -> None:
@@ -411,23 +442,24 @@ def _finish_statement(columns: tuple[str, ...]) -> Update:
 _STEPS: Table = StepRow.__table__  # type: ignore[assignment]  # Core: ORM bulk inserts split rows
 
 
-def _add_steps(
-    session: Session, steps: list[dict[str, Any]], dictionary: bytes | None = None
-) -> None:
-    """Step-log rows in one statement (executemany), not one INSERT per row; their
-    values packed against ``dictionary`` if there is one."""
-    if not steps:
-        return
-    if dictionary is not None:
-        steps = [
-            {
-                **step,
-                "changed": _packed(step["changed"], dictionary),
-                "exchanges": _packed(step["exchanges"], dictionary),
-            }
-            for step in steps
-        ]
-    session.connection().execute(insert(_STEPS), steps)
+def _pack_steps(steps: list[dict[str, Any]], dictionary: bytes | None) -> list[dict[str, Any]]:
+    """Step-log rows with their values packed against ``dictionary``, if there is one."""
+    if dictionary is None:
+        return steps
+    return [
+        {
+            **step,
+            "changed": _packed(step["changed"], dictionary),
+            "exchanges": _packed(step["exchanges"], dictionary),
+        }
+        for step in steps
+    ]
+
+
+def _insert_steps(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Step-log rows in one statement (executemany), not one INSERT per row."""
+    if rows:
+        session.connection().execute(insert(_STEPS), rows)
 
 
 def _packed(value: Any, dictionary: bytes) -> bytes | None:
@@ -534,20 +566,31 @@ class Executor:
     ) -> None:
         """Save the workflow state, fenced by our lease, and the steps since the last one
         (packed against the version's ``dictionary``, if it has one)."""
+        self.save_checkpoint(
+            session,
+            instance_id,
+            pack(run.dump().encode(), dictionary),
+            _pack_steps(steps, dictionary),
+        )
+
+    def save_checkpoint(
+        self, session: Session, instance_id: int, workflow: bytes, step_rows: list[dict[str, Any]]
+    ) -> None:
+        """``checkpoint`` with the state and the step rows packed already."""
         now = utcnow()
         result = session.connection().execute(
             _CHECKPOINT,
             {
                 "instance_id": instance_id,
                 "owner": self.worker_name,
-                "workflow": pack(run.dump().encode(), dictionary),
+                "workflow": workflow,
                 "now": now,
                 "expires": now + self.lease,
             },
         )
         if result.rowcount != 1:
             raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-        _add_steps(session, steps, dictionary)
+        _insert_steps(session, step_rows)
 
     # -- running ---------------------------------------------------------------
 
@@ -585,19 +628,48 @@ class Executor:
         instance_id = claimed.instance_id
         if claimed.started_at == claimed.now and claimed.changed_at is not None:
             metrics.observe_trigger_to_start((claimed.now - claimed.changed_at).total_seconds())
-        steps = _Steps(
-            self,
-            instance_id,
-            claimed.process_id,
-            record=claimed.record,
-            version=version,
-        )
         self._hold(instance_id)
         try:
             state = unpack(claimed.workflow, version.dictionary)
-            return self._advance(instance_id, steps, version.spec, state, version.limits)
+            for plan_updates in (True, False):
+                steps = _Steps(
+                    self,
+                    instance_id,
+                    claimed.process_id,
+                    record=claimed.record,
+                    version=version,
+                    plan_updates=plan_updates,
+                )
+                try:
+                    return self._advance(instance_id, steps, version.spec, state, version.limits)
+                except RecordMoved as moved:
+                    if not plan_updates:
+                        raise  # written at once under the row lock, an update cannot
+                    # Another writer changed a record this run updated: the run's work
+                    # since its last checkpoint is void. Done again from there, with
+                    # its updates written at once under the record's lock, it cannot
+                    # meet that again.
+                    log.info(
+                        "record changed under a planned update; running again",
+                        extra={"instance_id": instance_id, "reason": str(moved)},
+                    )
+                    checkpointed = self._checkpointed_state(instance_id, version)
+                    if checkpointed is None:
+                        return None  # our lease is gone meanwhile
+                    state = checkpointed
+            raise AssertionError("unreachable")
         finally:
             self._release(instance_id)
+
+    def _checkpointed_state(self, instance_id: int, version: _Version) -> str | None:
+        """The instance's state as last committed, while our lease holds; else None."""
+        with self.db.read_session() as session:
+            stored = session.scalar(
+                select(InstanceRow.workflow).where(
+                    InstanceRow.id == instance_id, InstanceRow.lease_owner == self.worker_name
+                )
+            )
+        return None if stored is None else unpack(stored, version.dictionary)
 
     def claim(self, session: Session, instance_id: int | None = None) -> _Claimed | None:
         """Take the lease of an instance (``instance_id`` if it is due, or the one due
@@ -687,6 +759,9 @@ class Executor:
                 "lease lost", extra={"instance_id": instance_id, "worker": self.worker_name}
             )
             return None
+        except RecordMoved:
+            steps.discard()
+            raise
         except STORE_TROUBLE as exc:
             # Lost the database between steps (a checkpoint's commit): like a crash, the
             # instance runs again from its last checkpoint once its lease runs out.
@@ -739,21 +814,33 @@ class Executor:
             failure = outcome.failure
             assert failure is not None
             values.update(state=S.INCIDENT, due_at=None, error=_error_dict(failure))
-        with self._finishing(steps) as session:
-            version = steps.version
+        version = steps.version
+        # The first completed instance: its values are what the next ones will look
+        # like, the finished state most of all (so it goes last).
+        learn = (
+            state is not None
+            and version.dictionary is None
+            and run is not None
+            and outcome.status == "completed"
+        )
+        step_rows: list[dict[str, Any]] = []
+        if not learn:  # packed before the first write (see _Steps._commit_open)
             if state is not None:
-                if version.dictionary is None and run is not None and outcome.status == "completed":
-                    # The first completed instance: its values are what the next ones
-                    # will look like, the finished state most of all (so it goes last).
-                    version = self._learn(session, version, [run.dump(), *steps.samples, state])
                 values["workflow"] = pack(state.encode(), version.dictionary)
+            step_rows = _pack_steps(steps.pending, version.dictionary)
+        with self._finishing(steps) as session:
+            if learn:
+                assert run is not None and state is not None
+                version = self._learn(session, version, [run.dump(), *steps.samples, state])
+                values["workflow"] = pack(state.encode(), version.dictionary)
+                step_rows = _pack_steps(steps.pending, version.dictionary)
             result = session.connection().execute(
                 _finish_statement(tuple(values)),
                 {**values, "instance_id": instance_id, "owner": self.worker_name},
             )
             if result.rowcount != 1:
                 raise LeaseLost(f"instance {instance_id}: lease lost to another worker")
-            _add_steps(session, steps.pending, version.dictionary)
+            _insert_steps(session, step_rows)
             if outcome.failure is not None:
                 self._record_failure(session, instance_id, outcome.failure, steps)
                 self._mark_record(session, instance_id, outcome.failure, steps)
@@ -780,7 +867,15 @@ class Executor:
                 yield session
         else:
             with _committed(session):
+                self.write_planned_updates(session)
                 yield session
+
+    def write_planned_updates(self, session: Session) -> None:
+        """Write the record updates a step planned (see _RecordsForInstance), first
+        thing in its commit; RecordMoved if one of the records changed meanwhile."""
+        planned: list[PlannedUpdate] = session.info.pop(_PLANNED, [])
+        for update_ in planned:
+            self.records.write_planned(session, update_)
 
     def _mark_record(
         self, session: Session, instance_id: int, failure: Failure, steps: _Steps

@@ -15,7 +15,7 @@ from sqlalchemy import update as sql_update
 from engine import runtime
 from engine.errors import Conflict, NotFound
 from engine.runtime import Executor, Runner
-from engine.store import InstanceRow, ProcessVersionRow, StepRow, pack, unpack
+from engine.store import InstanceRow, OutboxEvent, ProcessVersionRow, StepRow, pack, unpack
 
 APPROVE = chain(
     "approve", start(), user_task("review", "Review"), script("after", "done = approved"), end()
@@ -860,3 +860,63 @@ def test_a_database_lost_mid_step_puts_the_step_off_instead_of_raising_an_incide
     shown = detail(project, inst_id)
     assert shown["state"] == "completed"
     assert shown["variables"]["item"]["title"] == "kept"
+
+
+def test_a_record_changed_while_a_step_updates_it_keeps_both_changes(
+    open_test_project: Any,
+) -> None:
+    """A process's update is worked out from the record as read and written when the
+    step commits. Someone changes the record in between: the commit finds it moved,
+    and the run is done again — nothing of either change is lost, and the step log
+    shows the update once."""
+    from sqlalchemy import event
+
+    from engine.catalogs import Cause
+
+    flow_ = chain(
+        "marker",
+        start(),
+        service(
+            "mark",
+            "records.update",
+            "marked",
+            catalog="'items'",
+            id="rid",
+            data="{'status': 'done'}",
+        ),
+        end(),
+    )
+    project = open_test_project(catalogs={"items": catalog()}, processes={"marker": flow_})
+    item_id = create(project, "items", {"title": "first"})
+    with project.db.session() as s:
+        inst_id = runtime.start_process(s, "marker", {"rid": item_id}, {"kind": "user"}).id
+
+    meddled: list[str] = []
+
+    @event.listens_for(project.db.engine, "after_cursor_execute")
+    def _meddle(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        # Right after the step read the record (its update planned, not yet written),
+        # another writer renames it.
+        if not meddled and statement.lstrip().startswith("SELECT records.id"):
+            meddled.append(statement)
+            with project.db.session() as other:
+                project.records.update(
+                    other, "items", item_id, {"title": "renamed"}, Cause.person("someone")
+                )
+
+    run(project)
+    event.remove(project.db.engine, "after_cursor_execute", _meddle)
+    assert meddled, "the step never read the record"
+    shown = detail(project, inst_id)
+    assert shown["state"] == "completed"
+    record = get(project, "items", item_id)
+    assert (record["title"], record["status"]) == ("renamed", "done")
+    assert shown["variables"]["marked"]["title"] == "renamed"  # what the step returned
+    assert [s["element_id"] for s in shown["steps"] if s["element_id"] == "mark"] == ["mark"]
+    with project.db.session() as s:
+        versions = s.scalars(
+            select(OutboxEvent.changed)
+            .where(OutboxEvent.record_id == item_id, OutboxEvent.kind == "updated")
+            .order_by(OutboxEvent.id)
+        ).all()
+    assert versions == [["title"], ["status"]]  # two updates, in commit order
