@@ -72,33 +72,40 @@ def _executor() -> Executor:
 
 
 class Publisher:
-    """Sends due instance ids to the broker; again if they are still due a while later."""
+    """Sends due instance ids to the broker; again if they are still due a while later.
+
+    An id is sent once per run: the claim counts runs, so an instance due again
+    after a run (a loop taking turns, a back-off or timer that ended, a record
+    update replayed) has a new count and goes out at once. One still due with the
+    count it was sent with — its message lost, or waiting in the queue — goes out
+    again after ``republish_after`` seconds.
+    """
 
     def __init__(self, app: Celery, republish_after: float) -> None:
         self.app = app
         self.republish_after = republish_after
-        self._sent: dict[int, float] = {}
+        self._sent: dict[int, tuple[int, float]] = {}  # id -> (its runs, when sent)
 
-    def publish(self, instance_ids: list[int]) -> int:
+    def publish(self, due: list[tuple[int, int]]) -> int:
+        """Send those of ``due`` (instance id, runs) not sent for this run lately."""
         now = time.monotonic()
-        due = [
-            instance_id
-            for instance_id in instance_ids
-            if now - self._sent.get(instance_id, -self.republish_after) >= self.republish_after
-        ]
-        if not due:
+        fresh = []
+        for instance_id, runs in due:
+            sent = self._sent.get(instance_id)
+            if sent is None or sent[0] != runs or now - sent[1] >= self.republish_after:
+                fresh.append((instance_id, runs))
+        if not fresh:
             return 0
         # One producer (and broker connection) for the batch, not one taken from the
         # pool and set up again per message.
         with self.app.producer_or_acquire() as producer:
-            for instance_id in due:
+            for instance_id, runs in fresh:
                 self.app.send_task(TASK, args=[instance_id], producer=producer)
-                self._sent[instance_id] = now
-        sent = len(due)
+                self._sent[instance_id] = (runs, now)
         if len(self._sent) > 100_000:  # forget the old ones
             cutoff = now - self.republish_after
-            self._sent = {k: v for k, v in self._sent.items() if v >= cutoff}
-        return sent
+            self._sent = {k: v for k, v in self._sent.items() if v[1] >= cutoff}
+        return len(fresh)
 
 
 def run_worker(settings: Settings, concurrency: int, extra: list[str] | None = None) -> Any:

@@ -142,7 +142,7 @@ def _claim_statement(dialect: str, by_id: bool) -> Update:
 # Due instances, oldest due first (prepared once, like the claim): the scheduler asks
 # this many times a second.
 _DUE_IDS = (
-    select(InstanceRow.id)
+    select(InstanceRow.id, InstanceRow.runs)
     .where(_due_at(bindparam("now", type_=InstanceRow.due_at.type)))
     .order_by(InstanceRow.due_at, InstanceRow.id)
     .limit(bindparam("limit"))
@@ -552,9 +552,13 @@ class Executor:
 
     def due_instances(self, limit: int = 20) -> list[int]:
         """Instances a worker could run now, oldest due first."""
+        return [instance_id for instance_id, _runs in self.due_runs(limit)]
+
+    def due_runs(self, limit: int = 20) -> list[tuple[int, int]]:
+        """``due_instances`` with how many runs each has had (one more each claim)."""
         with self.db.read_session() as session:
             rows = session.connection().execute(_DUE_IDS, {"now": utcnow(), "limit": limit})
-            return list(rows.scalars())
+            return [(row.id, row.runs) for row in rows]
 
     def checkpoint(
         self,

@@ -195,8 +195,7 @@ class Runner:
                     stop.wait(max(1.0, interval))
                     continue
                 self._wake.clear()  # the dispatcher wakes us when it started instances
-                due = self.executor.due_instances(limit=500)
-                publisher.publish(due)
+                publisher.publish(self.executor.due_runs(limit=500))
             except Exception:
                 log.exception("scheduler failed; retrying")
                 stop.wait(min(5.0, interval * 10))
