@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -76,9 +77,17 @@ def _email(value: Any) -> str:
     if not isinstance(value, str):
         raise FieldError(f"expected an e-mail address as text, got {_kind(value)}")
     try:
-        return str(validate_email(value.strip(), check_deliverability=False).normalized)
+        return _normalised_email(value.strip())
     except EmailNotValidError as exc:
         raise FieldError(f"{value!r} is not a valid e-mail address: {exc}") from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _normalised_email(text: str) -> str:
+    # The same addresses come back again and again (a meeting's participants, written
+    # by the process that syncs it); checking one costs about 20 us. Refusals raise,
+    # and lru_cache keeps no exceptions: a bad address is checked each time.
+    return str(validate_email(text, check_deliverability=False).normalized)
 
 
 def moment_of(f: FieldDef, stored: Any) -> datetime | date | None:
