@@ -619,7 +619,8 @@ class Executor:
         return None if taken is None else (taken[0].instance_id, self._run_claimed(*taken))
 
     def _take(self, instance_id: int | None) -> tuple[_Claimed, _Version] | None:
-        with self.db.session() as session:
+        # The claim is one atomic statement; the rest only reads.
+        with self.db.statement_session() as session:
             claimed = self.claim(session, instance_id)
             if claimed is None:
                 return None

@@ -57,6 +57,14 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**reading), expire_on_commit=False
         )
+        self._statement_sessions = (
+            self._sessions
+            if self.is_sqlite
+            else sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+            )
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -73,6 +81,14 @@ class Database:
         """Reads, ended when the block ends: a deferred transaction on SQLite (no write
         lock), autocommit on PostgreSQL (each statement its own; never write in it)."""
         with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def statement_session(self) -> Iterator[Session]:
+        """For work whose every write is one statement that must hold on its own (a
+        worker's claim): autocommit on PostgreSQL, where BEGIN and COMMIT were two
+        round trips more than the statement; a write transaction on SQLite."""
+        with self._statement_sessions() as session, session.begin():
             yield session
 
     def new_read_session(self) -> Session:

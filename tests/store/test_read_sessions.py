@@ -43,3 +43,23 @@ def test_a_read_session_sees_what_others_committed_before_it_began(db_url: str) 
             assert s.execute(text("SELECT count(*) FROM notes")).scalar() == 1
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_postgresql_statement_session_commits_each_write_on_its_own(db_url: str) -> None:
+    """What a worker claims instances in: each statement its own transaction (no
+    BEGIN and COMMIT round trips), so a write is visible to others at once."""
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            s.execute(text("CREATE TABLE claims (n INTEGER)"))
+        with db.statement_session() as s:
+            s.execute(text("INSERT INTO claims VALUES (1)"))
+            with db.read_session() as other:  # committed already, before the block ends
+                assert other.execute(text("SELECT count(*) FROM claims")).scalar() == 1
+            first = s.execute(text("SELECT transaction_timestamp()")).scalar()
+            time.sleep(0.01)
+            second = s.execute(text("SELECT transaction_timestamp()")).scalar()
+        assert second > first
+    finally:
+        db.dispose()
