@@ -37,7 +37,14 @@ class WorkerProcesses:
     parent: a byte ``w`` wakes them, its end (the parent stopped or died) stops them."""
 
     def __init__(self, settings: Settings, processes: int, threads: int) -> None:
-        share = max(1, settings.connection_rate_per_minute // processes)
+        # On SQLite each process keeps its own buckets: a share of the limit each. On
+        # PostgreSQL they all draw from the database's (SharedRateLimiter).
+        shared = not settings.database_url.startswith("sqlite")
+        share = (
+            settings.connection_rate_per_minute
+            if shared
+            else max(1, settings.connection_rate_per_minute // processes)
+        )
         self._settings = [
             dataclasses.replace(
                 settings,

@@ -22,7 +22,12 @@ from engine.catalogs import (
     stored_catalogs,
     sync_catalogs,
 )
-from engine.components.outbound import HttpClient, OutboundPolicy, RetrySettings
+from engine.components.outbound import (
+    HttpClient,
+    OutboundPolicy,
+    RetrySettings,
+    SharedRateLimiter,
+)
 from engine.config import Settings, load_settings
 from engine.connections import Tokens, load_box
 from engine.store import Database, ProcessVersionRow, migrate
@@ -144,8 +149,13 @@ class _ProjectCredentials:
 
 
 def http_client_for(settings: Settings, db: Database) -> HttpClient:
-    """The outbound HTTP layer with the project's settings and connections."""
+    """The outbound HTTP layer with the project's settings and connections.
+
+    On PostgreSQL the rate limit's buckets are in the database, shared by every
+    process on every machine (Celery workers); SQLite serves one machine, whose
+    worker processes split the limit between them (``WorkerProcesses``)."""
     policy = OutboundPolicy.from_settings(settings)
+    limiter = None if db.is_sqlite else SharedRateLimiter(db, settings.connection_rate_per_minute)
     return HttpClient(
         policy,
         _ProjectCredentials(settings, db, policy),
@@ -158,6 +168,7 @@ def http_client_for(settings: Settings, db: Database) -> HttpClient:
             max_inline_wait_s=settings.http_max_inline_wait,
             rate_per_minute=settings.connection_rate_per_minute,
         ),
+        limiter=limiter,
     )
 
 

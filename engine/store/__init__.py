@@ -13,6 +13,7 @@ from ._models import (
     OutboxEvent,
     OutboxValues,
     ProcessVersionRow,
+    RateBucketRow,
     RecordRow,
     StepRow,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "OutboxEvent",
     "OutboxValues",
     "ProcessVersionRow",
+    "RateBucketRow",
     "RecordRow",
     "StepRow",
     "current_revision",

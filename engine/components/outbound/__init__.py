@@ -8,6 +8,7 @@ from ._client import (
     Credentials,
     HttpCall,
     HttpClient,
+    Limiter,
     OutboundFailed,
     RateLimiter,
     RetrySettings,
@@ -23,6 +24,7 @@ from ._policy import (
     why_not_public,
 )
 from ._session import GuardedAdapter, guard_session, guarded_session, read_limited
+from ._shared_limit import SharedRateLimiter
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -30,12 +32,14 @@ __all__ = [
     "GuardedAdapter",
     "HttpCall",
     "HttpClient",
+    "Limiter",
     "OutboundFailed",
     "OutboundPolicy",
     "OutboundRefused",
     "RateLimiter",
     "ResponseTooLarge",
     "RetrySettings",
+    "SharedRateLimiter",
     "google_reason",
     "guard_session",
     "guarded_session",

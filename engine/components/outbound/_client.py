@@ -92,8 +92,18 @@ class HttpCall:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class Limiter(Protocol):
+    """What the HTTP client asks of a rate limit."""
+
+    def acquire(self, key: str, max_wait_s: float) -> tuple[bool, float]:
+        """(True, wait): a slot is ours in ``wait`` seconds. (False, wait): too long."""
+
+
 class RateLimiter:
-    """Token buckets by key; thread-safe. ``acquire`` reserves a slot or says how long to wait."""
+    """Token buckets by key; thread-safe. ``acquire`` reserves a slot or says how long to wait.
+
+    They hold within one process; ``SharedRateLimiter`` holds across processes.
+    """
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         if per_minute <= 0:
@@ -188,11 +198,13 @@ class HttpClient:
         *,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        limiter: Limiter | None = None,
     ) -> None:
+        """``limiter``: the rate limit's buckets; by default this process's own."""
         self.policy = policy
         self.credentials = credentials
         self.settings = settings or RetrySettings()
-        self.limiter = RateLimiter(self.settings.rate_per_minute)
+        self.limiter = limiter or RateLimiter(self.settings.rate_per_minute)
         self.sleep = sleep
         self.jitter = jitter
         self._local = threading.local()

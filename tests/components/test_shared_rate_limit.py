@@ -1,0 +1,54 @@
+"""One connection's rate limit across processes and machines (PostgreSQL).
+
+Celery workers run on several machines, each with its own processes; the limit of
+a connection (Google's 600 a minute per user) must hold for all of them together.
+On PostgreSQL the token buckets live in the database; on SQLite (one machine) each
+process keeps its own, with a share of the limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from calendar_flow import connect, detail, http_settings, one_call, start_and_run
+from sqlalchemy import select
+
+from engine.components.outbound import SharedRateLimiter
+from engine.emulators.calendar import CalendarEmulator
+from engine.runtime import Project
+from engine.store import Database, RateBucketRow, migrate
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_two_processes_draw_from_one_bucket_per_connection(db_url: str) -> None:
+    one, two = Database(db_url), Database(db_url)  # as two processes would have
+    try:
+        migrate(one)
+        first = SharedRateLimiter(one, 60)  # one a second, a burst of 1
+        second = SharedRateLimiter(two, 60)
+        assert first.acquire("google", max_wait_s=0.5) == (True, 0.0)
+        taken, wait = second.acquire("google", max_wait_s=0.5)  # the other process's turn
+        assert not taken and 0.8 < wait <= 1.0
+        taken, wait = second.acquire("google", max_wait_s=5)  # reserved, a second ahead
+        assert taken and 0.8 < wait <= 1.0
+        taken, wait = first.acquire("google", max_wait_s=5)  # and the next one after it
+        assert taken and 1.8 < wait <= 2.0
+        assert second.acquire("other", max_wait_s=0.5) == (True, 0.0)  # per connection
+    finally:
+        one.dispose()
+        two.dispose()
+
+
+def test_the_engine_keeps_its_buckets_in_the_database_only_on_postgresql(
+    open_test_project: Any, db_url: str, emulator: CalendarEmulator
+) -> None:
+    project: Project = open_test_project(
+        processes={"call": one_call("google_calendar.calendar_list.list")},
+        **http_settings(emulator, connection_rate_per_minute=60),
+    )
+    connect(project, emulator)
+    assert detail(project, start_and_run(project))["state"] == "completed"
+    with project.db.session() as s:
+        buckets = s.scalars(select(RateBucketRow.key)).all()
+    assert buckets == ([] if db_url.startswith("sqlite") else ["google"])
