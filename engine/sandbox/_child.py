@@ -18,6 +18,7 @@ import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
+from . import _wire
 from ._limits import MIB, Limits
 from ._restricted import ScriptError, evaluate, execute, set_output_limit
 
@@ -42,7 +43,8 @@ def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> t
     finally:
         resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
     try:
-        data = pickle.dumps(value)
+        data = _wire.dumps(value)
+        _wire.loads(data)  # what the worker will take back: plain data only
     except Exception:
         return ("error", _unsendable(value), None)
     if len(data) > limits.result_bytes:
@@ -50,15 +52,23 @@ def _run(mode: str, source: str, variables: dict[str, Any], limits: Limits) -> t
     return ("ok", data)
 
 
+def _leaves(value: Any) -> bool:
+    """Whether the worker would take ``value`` back (see ``_wire``)."""
+    try:
+        _wire.loads(_wire.dumps(value))
+    except Exception:
+        return False
+    return True
+
+
 def _unsendable(value: Any) -> str:
     if isinstance(value, dict):
         for name, item in value.items():
-            try:
-                pickle.dumps(item)
-            except Exception:
+            if not _leaves(item):
                 return (
                     f"variable {name!r} holds a {type(item).__name__} (or something inside it) "
-                    "that cannot leave the sandbox; keep only JSON values, or `del` it"
+                    "that cannot leave the sandbox; keep only JSON values (dates and times, "
+                    "Decimal and sets too), or `del` it"
                 )
     return f"the result is a {type(value).__name__}, which cannot leave the sandbox"
 

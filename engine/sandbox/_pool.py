@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import pickle
 import queue
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from typing import Any
 
 import psutil
 
+from . import _wire
 from ._limits import DEFAULT_LIMITS, Limits
 from ._restricted import ScriptError
 
@@ -79,8 +79,8 @@ def _start_child() -> _Child:
         started.stop()
         raise ScriptError("the sandbox process did not start within 60 s")
     try:
-        _ready, started.cpu_at_rest = parent.recv()
-    except (EOFError, OSError):
+        _ready, started.cpu_at_rest = _wire.loads(parent.recv_bytes())
+    except (EOFError, OSError, _wire.Refused):
         started.stop()
         raise ScriptError("the sandbox process failed to start") from None
     return started
@@ -182,10 +182,18 @@ class SandboxPool:
         if reply[0] == "memory":
             self._replace(child)  # a process that ran out of memory is not trusted again
             raise ScriptError(f"script exceeded the memory limit of {limits.describe_memory()}")
-        self._give_back(child)
         if reply[0] == "error":
+            self._give_back(child)
             raise ScriptError(reply[1], reply[2])
-        return pickle.loads(reply[1])
+        try:
+            value = _wire.loads(reply[1])
+        except _wire.Refused as refused:  # the child checks first: it was not itself
+            self._replace(child)
+            raise ScriptError(
+                f"the sandbox answered with a {refused.type_name}, which may not leave it"
+            ) from None
+        self._give_back(child)
+        return value
 
     def _exchange(self, child: _Child, request: tuple[Any, ...], limits: Limits) -> tuple[Any, ...]:
         try:
@@ -202,8 +210,12 @@ class SandboxPool:
         while True:
             try:
                 if child.conn.poll(0.02):
-                    *reply, child.cpu_at_rest = child.conn.recv()
+                    *reply, child.cpu_at_rest = _wire.loads(child.conn.recv_bytes())
                     return tuple(reply)
+            except _wire.Refused as refused:
+                raise ScriptError(
+                    f"the sandbox answered with a {refused.type_name}, which may not leave it"
+                ) from None
             except (EOFError, OSError):
                 try:
                     code: int | None = child.process.wait(1)
