@@ -42,7 +42,7 @@ BOUNDS: dict[str, str] = {
         "included: about what SpiffWorkflow's part and one HTTP round trip cost alone. "
         "The machine's own speed moves by up to 40% within minutes "
         "(raw_spiff_instances_per_s read 262 to 463 on 2026-11-21), and this figure "
-        "with it: five runs of the final code read 143-164/s at raw 357-370."
+        "with it: six runs of this session's code read 143-174/s at raw 357-370."
     ),
     "engine_vs_raw": (
         "The same costs as e2e_sqlite_meetings_per_s. Its other side is SpiffWorkflow "
