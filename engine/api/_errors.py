@@ -63,7 +63,9 @@ def install(app: FastAPI) -> None:
         # invalidated the pool by now). The driver's message stays in the log.
         log.warning(
             "database unreachable or busy",
-            extra={"path": request.url.path, "error": f"{type(exc).__name__}: {exc}"},
+            # The first line only: the rest is the statement and its parameters,
+            # which may hold a record's data.
+            extra={"path": request.url.path, "error": (str(exc).splitlines() or [""])[0][:300]},
         )
         return JSONResponse(
             error_body("the database could not be reached or was busy; try again in a moment"),

@@ -649,7 +649,7 @@ class Executor:
                     return self._advance(instance_id, steps, version.spec, state, version.limits)
                 except RecordMoved as moved:
                     if not plan_updates:
-                        raise  # written at once under the row lock, an update cannot
+                        raise  # updates written under the row lock: cannot happen
                     # Another writer changed a record this run updated: the run's work
                     # since its last checkpoint is void. Done again from there, with
                     # its updates written at once under the record's lock, it cannot

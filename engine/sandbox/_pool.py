@@ -189,9 +189,7 @@ class SandboxPool:
             value = _wire.loads(reply[1])
         except _wire.Refused as refused:  # the child checks first: it was not itself
             self._replace(child)
-            raise ScriptError(
-                f"the sandbox answered with a {refused.type_name}, which may not leave it"
-            ) from None
+            raise _refused(refused) from None
         self._give_back(child)
         return value
 
@@ -213,9 +211,7 @@ class SandboxPool:
                     *reply, child.cpu_at_rest = _wire.loads(child.conn.recv_bytes())
                     return tuple(reply)
             except _wire.Refused as refused:
-                raise ScriptError(
-                    f"the sandbox answered with a {refused.type_name}, which may not leave it"
-                ) from None
+                raise _refused(refused) from None
             except (EOFError, OSError):
                 try:
                     code: int | None = child.process.wait(1)
@@ -234,6 +230,10 @@ class SandboxPool:
         with self._changed:
             while self._idle:
                 self._forget(self._idle.pop())
+
+
+def _refused(refused: _wire.Refused) -> ScriptError:
+    return ScriptError(f"the sandbox answered with a {refused.type_name}, which may not leave it")
 
 
 _pool: SandboxPool | None = None

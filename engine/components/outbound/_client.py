@@ -99,6 +99,15 @@ class Limiter(Protocol):
         """(True, wait): a slot is ours in ``wait`` seconds. (False, wait): too long."""
 
 
+def bucket_shape(per_minute: int) -> tuple[float, float]:
+    """A rate limit's token bucket: (tokens per second, burst)."""
+    if per_minute <= 0:
+        raise CatflowError(f"a rate limit of {per_minute} requests per minute is not possible")
+    # A small burst: burst + one minute's refill is what a sliding minute can see, so
+    # keep the configured rate that much below the service's limit.
+    return per_minute / 60.0, float(max(1, min(10, per_minute // 60)))
+
+
 class RateLimiter:
     """Token buckets by key; thread-safe. ``acquire`` reserves a slot or says how long to wait.
 
@@ -106,12 +115,7 @@ class RateLimiter:
     """
 
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        if per_minute <= 0:
-            raise CatflowError(f"a rate limit of {per_minute} requests per minute is not possible")
-        self.rate = per_minute / 60.0
-        # A small burst: burst + one minute's refill is what a sliding minute can see,
-        # so keep the configured rate that much below the service's limit.
-        self.burst = float(max(1, min(10, per_minute // 60)))
+        self.rate, self.burst = bucket_shape(per_minute)
         self.clock = clock
         self._lock = threading.Lock()
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)

@@ -15,6 +15,8 @@ from sqlalchemy import text
 from engine.errors import CatflowError
 from engine.store import Database
 
+from ._client import bucket_shape
+
 # Take a token, or reserve one at most ``max_wait`` seconds ahead (the bucket goes
 # below zero by what is reserved); nothing is written when that is too far off.
 _TAKE = text(
@@ -46,13 +48,10 @@ class SharedRateLimiter:
     processes. Same rate, same small burst, same answers."""
 
     def __init__(self, db: Database, per_minute: int) -> None:
-        if per_minute <= 0:
-            raise CatflowError(f"a rate limit of {per_minute} requests per minute is not possible")
         if db.is_sqlite:
             raise CatflowError("the shared rate limit needs PostgreSQL; SQLite serves one machine")
         self.db = db
-        self.rate = per_minute / 60.0
-        self.burst = float(max(1, min(10, per_minute // 60)))
+        self.rate, self.burst = bucket_shape(per_minute)
 
     def acquire(self, key: str, max_wait_s: float) -> tuple[bool, float]:
         """(True, wait): a slot is ours in ``wait`` seconds. (False, wait): too long; not taken."""
