@@ -746,9 +746,10 @@ class Executor:
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             return self._with_dictionary(session, version)
-        version = replace(version, dictionary=learned)
-        self._versions[version.id] = version
-        return version
+        # Not cached here: the caller caches it once this transaction has committed.
+        # A dictionary whose commit failed is not in the database, and values packed
+        # against it could never be read.
+        return replace(version, dictionary=learned)
 
     def _advance(
         self, instance_id: int, steps: _Steps, spec_json: str, state_json: str, limits: Limits
@@ -849,6 +850,8 @@ class Executor:
             if outcome.failure is not None:
                 self._record_failure(session, instance_id, outcome.failure, steps)
                 self._mark_record(session, instance_id, outcome.failure, steps)
+        if learn:  # committed: the database has the dictionary now
+            self._versions[version.id] = version
         log.info(
             "instance advanced",
             extra={

@@ -920,3 +920,62 @@ def test_a_record_changed_while_a_step_updates_it_keeps_both_changes(
             .order_by(OutboxEvent.id)
         ).all()
     assert versions == [["title"], ["status"]]  # two updates, in commit order
+
+
+def test_a_dictionary_whose_commit_failed_is_not_used_to_pack_later_instances(
+    open_test_project: Any,
+) -> None:
+    """The first completed instance teaches its version a dictionary in the same
+    transaction as its end. If that transaction fails, the database has no dictionary,
+    and the worker must not pack later instances against the one it learned."""
+    from sqlalchemy.exc import DBAPIError
+
+    project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
+    worker = _executor(project, "w")
+
+    def start() -> int:
+        with project.db.session() as s:
+            return runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"}).id
+
+    def approve(inst_id: int) -> None:
+        with project.db.session() as s:
+            runtime.complete_user_task(s, inst_id, "review", {"approved": True}, "tester")
+
+    first = start()
+    worker.run_due()
+    approve(first)
+    # The database refuses the end of the first instance (and the dictionary with it).
+    postgres = project.db.engine.dialect.name == "postgresql"
+    refuse = (
+        [
+            "CREATE FUNCTION refuse_end() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'refused'; END$$",
+            "CREATE TRIGGER refuse_end BEFORE UPDATE OF state ON instances FOR EACH ROW "
+            "WHEN (NEW.state = 'completed') EXECUTE FUNCTION refuse_end()",
+        ]
+        if postgres
+        else [
+            "CREATE TRIGGER refuse_end BEFORE UPDATE OF state ON instances "
+            "WHEN NEW.state = 'completed' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        ]
+    )
+    with project.db.engine.begin() as conn:
+        for statement in refuse:
+            conn.exec_driver_sql(statement)
+    with pytest.raises(DBAPIError):
+        worker.run_due()
+    assert _raw(project, "SELECT pack_dictionary FROM process_versions") == [None]
+    with project.db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse_end" + (" ON instances" if postgres else ""))
+    # The same worker goes on: the next instance's states must be readable with what
+    # the database holds.
+    later = start()
+    worker.run_due()
+    approve(later)
+    worker.run_due()
+    [dictionary] = _raw(project, "SELECT pack_dictionary FROM process_versions")
+    for inst_id in (first, later):
+        [stored] = _raw(project, "SELECT workflow FROM instances WHERE id = :i", i=inst_id)
+        unpack(stored, dictionary)  # raises if packed against another dictionary
+    shown = detail(project, later)
+    assert shown["state"] == "completed" and shown["variables"]["done"] is True
