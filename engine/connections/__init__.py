@@ -1,5 +1,6 @@
 """OAuth2 service access: connections, their encrypted secrets and tokens."""
 
+from ._consents import CONSENT_SECONDS, PendingConsent, remember_consent, take_consent
 from ._crypto import KEY_VARIABLE, SecretBox, load_box
 from ._service import (
     PROVIDERS,
@@ -21,11 +22,13 @@ from ._tokens import (
 )
 
 __all__ = [
+    "CONSENT_SECONDS",
     "KEY_VARIABLE",
     "PROVIDERS",
     "Authorization",
     "ConnectionBroken",
     "ConnectionView",
+    "PendingConsent",
     "SecretBox",
     "Tokens",
     "add_connection",
@@ -36,6 +39,8 @@ __all__ = [
     "list_connections",
     "load_box",
     "read_token",
+    "remember_consent",
     "start_authorization",
     "store_token",
+    "take_consent",
 ]

@@ -284,3 +284,17 @@ class RateBucketRow(Base):
     key: Mapped[str] = mapped_column(String(300), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)  # the database's clock, epoch seconds
+
+
+class ConsentRow(Base):
+    """An OAuth consent under way: kept in the database, so the provider's answer may
+    reach any API process (a stand-by, or the same one restarted). Only the state's
+    SHA-256 is kept: whoever reads the table cannot answer in a person's place."""
+
+    __tablename__ = "consents"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection: Mapped[str] = mapped_column(String(100))
+    redirect_uri: Mapped[str] = mapped_column(String(1000))
+    started_by: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

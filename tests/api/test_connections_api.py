@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import requests
 from api_helpers import Api, ServeApi
 from calendar_flow import http_settings, one_call
 from flow_helpers import run
+from sqlalchemy import func, select
 
-from engine.connections import get_connection, load_box, read_token
+from engine.api import ThreadedServer, create_app
+from engine.connections import (
+    PendingConsent,
+    get_connection,
+    load_box,
+    read_token,
+    remember_consent,
+)
 from engine.emulators.calendar import CalendarEmulator
+from engine.store import ConsentRow
 
 SECRET = "catflow-emulator-secret"
 
@@ -121,3 +131,55 @@ def test_authorising_through_the_redirect_and_callback_resumes_the_stopped_insta
     for path in ("/api/connections", "/api/connections/google", f"/api/instances/{started['id']}"):
         body = api.get("admin", path).text
         assert not any(secret in body for secret in secrets), path
+
+
+def test_the_providers_answer_may_reach_another_api_process_of_the_store(
+    serve_api: ServeApi, open_test_project: Any, emulator: CalendarEmulator
+) -> None:
+    """Two API processes on one store (a stand-by behind the same address, or the same
+    one restarted): a consent started on one is finished on the other, once."""
+    api = serve_api(**http_settings(emulator))
+    assert add_google(api, emulator).status_code == 201
+    back = consent(api, "google")
+    state = parse_qs(urlparse(back).query)["state"][0]
+    # The store keeps the consent by its state's digest, never the state itself.
+    with api.project.db.session() as s:
+        kept = s.scalars(select(ConsentRow)).all()
+    assert [row.connection for row in kept] == ["google"]
+    assert state not in {row.state_hash for row in kept}
+
+    other = ThreadedServer(create_app(open_test_project(**http_settings(emulator)))).start()
+    try:
+        path = back[len(api.base_url) :]
+        done = requests.get(other.base_url + path, allow_redirects=False, timeout=30)
+        assert done.status_code == 302, done.text
+        view = api.get("viewer", "/api/connections/google").json()
+        assert view["status"] == "authorized" and view["authorized"]
+        # Used once, whichever process is asked again.
+        for base in (api.base_url, other.base_url):
+            replayed = requests.get(base + path, allow_redirects=False, timeout=30)
+            assert replayed.status_code == 404, replayed.text
+    finally:
+        other.stop()
+
+
+def test_a_consent_not_answered_in_time_is_refused_and_forgotten(
+    serve_api: ServeApi, emulator: CalendarEmulator
+) -> None:
+    api = serve_api(**http_settings(emulator))
+    assert add_google(api, emulator).status_code == 201
+    late = PendingConsent("google", f"{api.base_url}/api/connections/google/callback", "x")
+    remember_consent(api.project.db, "late-state", late, seconds=-1)
+    answered = api.get(
+        None,
+        "/api/connections/google/callback",
+        params={"state": "late-state", "code": "c"},
+        allow_redirects=False,
+    )
+    assert answered.status_code == 404
+    assert "unknown, used or expired" in answered.json()["error"]["message"]
+    # The next consent started forgets those that ran out.
+    remember_consent(api.project.db, "gone-state", late, seconds=-1)
+    consent(api, "google")
+    with api.project.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ConsentRow)) == 1

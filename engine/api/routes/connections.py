@@ -5,16 +5,15 @@ page with this server's ``/api/connections/{name}/callback`` as the redirect; th
 callback exchanges the code for a token, retries the instances the connection had
 stopped, and sends the browser to the connections page. The callback needs no API
 token: the provider's redirect carries none. What lets it in is the ``state`` the
-authorize call issued — random, for one connection, usable once, for ten minutes.
+authorize call issued — random, for one connection, usable once, for ten minutes,
+kept in the database so the answer may reach any API process of the store.
 
 No answer ever holds a client secret or a token.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Annotated
 
 import requests
@@ -37,12 +36,15 @@ from engine.api.schemas import (
 from engine.components.outbound import OutboundPolicy
 from engine.connections import (
     ConnectionView,
+    PendingConsent,
     add_connection,
     finish_authorization,
     get_connection,
     list_connections,
     load_box,
+    remember_consent,
     start_authorization,
+    take_consent,
 )
 from engine.errors import CatflowError, NotFound, ValidationFailed
 from engine.runtime import Project, resume_after_authorization
@@ -64,54 +66,11 @@ _FIELD = {
     "--token-url": "token_url",
     "--api-url": "api_url",
 }
-CONSENT_SECONDS = 600.0
 Name = Annotated[str, Path(min_length=1, max_length=100, description="The connection's name.")]
 
 
 def _out(view: ConnectionView) -> ConnectionOut:
     return ConnectionOut(**view.__dict__)
-
-
-@dataclass(frozen=True)
-class _Consent:
-    connection: str
-    redirect_uri: str
-    started_by: str
-    expires: float
-
-
-class _Consents:
-    """Consents under way, by state: each used once, or forgotten after ten minutes."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: dict[str, _Consent] = {}
-
-    def add(self, state: str, consent: _Consent) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._pending = {s: c for s, c in self._pending.items() if c.expires > now}
-            self._pending[state] = consent
-
-    def take(self, state: str) -> _Consent | None:
-        with self._lock:
-            consent = self._pending.pop(state, None)
-        if consent is None or consent.expires <= time.monotonic():
-            return None
-        return consent
-
-
-_CONSENTS_LOCK = threading.Lock()
-
-
-def _consents(request: Request) -> _Consents:
-    """The app's consents under way (kept in memory: the callback must reach this process)."""
-    state = request.app.state
-    with _CONSENTS_LOCK:
-        if not hasattr(state, "connection_consents"):
-            state.connection_consents = _Consents()
-    consents: _Consents = state.connection_consents
-    return consents
 
 
 @router.get(
@@ -184,16 +143,13 @@ def authorize(
     redirect_uri = str(request.url_for("connection_callback", name=name))
     policy = OutboundPolicy.from_settings(project.settings)
     consent = start_authorization(project.db, policy, name, redirect_uri, login_hint or None)
-    _consents(request).add(
-        consent.state,
-        _Consent(name, redirect_uri, who.name, time.monotonic() + CONSENT_SECONDS),
-    )
+    remember_consent(project.db, consent.state, PendingConsent(name, redirect_uri, who.name))
     return RedirectResponse(
         consent.url, status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"}
     )
 
 
-def _finish(project: Project, consent: _Consent, code: str) -> list[int]:
+def _finish(project: Project, consent: PendingConsent, code: str) -> list[int]:
     box = load_box(project.settings.secret_key_file)
     policy = OutboundPolicy.from_settings(project.settings)
     name = consent.connection
@@ -224,7 +180,6 @@ def _finish(project: Project, consent: _Consent, code: str) -> list[int]:
 )
 async def callback(
     name: Name,
-    request: Request,
     project: ProjectDep,
     state: Annotated[
         str, Query(min_length=1, max_length=500, description="As issued by .../authorize.")
@@ -233,7 +188,7 @@ async def callback(
     error: Annotated[str | None, Query(max_length=500)] = None,
 ) -> RedirectResponse:
     again = f"start again with GET /api/connections/{name}/authorize"
-    consent = _consents(request).take(state)
+    consent = await run_in_threadpool(take_consent, project.db, state)
     if consent is None or consent.connection != name:
         raise NotFound(
             f"connection {name!r}: this consent answer is unknown, used or expired; {again}"
