@@ -85,10 +85,10 @@ class Rig:
         self,
         database_url: str | None = None,
         user_quota: int = 0,
-        rate_per_minute: int = 10_000_000,
+        rate_per_minute: int = 0,
     ) -> None:
-        """``rate_per_minute``: the connection's own pacing; off (very high) unless a case
-        measures it — Google's 600/min per user would otherwise cap every figure at ~10/s."""
+        """``rate_per_minute``: the connection's own pacing; off (0) unless a case measures
+        it — Google's 600/min per user would otherwise cap every figure at ~10/s."""
         self.port = free_port()
         self.emulator = start_emulator(self.port, user_quota)
         self.folder = Path(tempfile.mkdtemp(prefix="catflow-bench-"))

@@ -59,7 +59,7 @@ class Settings:
     http_backoff_base: float = 0.5
     http_backoff_max: float = 60.0
     http_max_inline_wait: float = 5.0
-    connection_rate_per_minute: int = 580
+    connection_rate_per_minute: int = 580  # per connection; 0: no limit of our own
     # The Celery broker of `catflow worker` and `catflow serve --no-workers`.
     broker_url: str = "redis://127.0.0.1:6379/0"
     # Worker processes of `catflow serve` (0: worker threads in the serving process).
@@ -109,7 +109,7 @@ def load_settings(project_dir: str | Path | None = None) -> Settings:
         http_backoff_base=_number("CATFLOW_HTTP_BACKOFF_BASE", 0.5),
         http_backoff_max=_number("CATFLOW_HTTP_BACKOFF_MAX", 60.0),
         http_max_inline_wait=_number("CATFLOW_HTTP_MAX_INLINE_WAIT", 5.0),
-        connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 580),
+        connection_rate_per_minute=_number("CATFLOW_CONNECTION_RATE_PER_MINUTE", 580, zero_ok=True),
         broker_url=os.environ.get("CATFLOW_BROKER_URL") or "redis://127.0.0.1:6379/0",
         worker_processes=_number("CATFLOW_WORKER_PROCESSES", 0, zero_ok=True),
     )

@@ -32,6 +32,11 @@ def test_plain_postgresql_urls_use_psycopg(monkeypatch: pytest.MonkeyPatch) -> N
     [
         ("CATFLOW_WORKERS", "many", "CATFLOW_WORKERS='many' is not a whole number"),
         ("CATFLOW_LEASE_SECONDS", "-1", "CATFLOW_LEASE_SECONDS='-1' must be greater than zero"),
+        (
+            "CATFLOW_CONNECTION_RATE_PER_MINUTE",
+            "-5",
+            "CATFLOW_CONNECTION_RATE_PER_MINUTE='-5' must be zero or more",
+        ),
     ],
 )
 def test_bad_values_are_refused_by_name(

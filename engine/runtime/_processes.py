@@ -40,11 +40,8 @@ class WorkerProcesses:
         # On SQLite each process keeps its own buckets: a share of the limit each. On
         # PostgreSQL they all draw from the database's (SharedRateLimiter).
         shared = not settings.database_url.startswith("sqlite")
-        share = (
-            settings.connection_rate_per_minute
-            if shared
-            else max(1, settings.connection_rate_per_minute // processes)
-        )
+        rate = settings.connection_rate_per_minute
+        share = rate if shared or rate == 0 else max(1, rate // processes)  # 0: no limit
         self._settings = [
             dataclasses.replace(
                 settings,

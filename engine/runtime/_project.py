@@ -153,9 +153,12 @@ def http_client_for(settings: Settings, db: Database) -> HttpClient:
 
     On PostgreSQL the rate limit's buckets are in the database, shared by every
     process on every machine (Celery workers); SQLite serves one machine, whose
-    worker processes split the limit between them (``WorkerProcesses``)."""
+    worker processes split the limit between them (``WorkerProcesses``). A rate of 0
+    is no limit of our own."""
     policy = OutboundPolicy.from_settings(settings)
-    limiter = None if db.is_sqlite else SharedRateLimiter(db, settings.connection_rate_per_minute)
+    rate = settings.connection_rate_per_minute
+    # No shared buckets for a rate of 0 (no limit of our own): not a statement per call.
+    limiter = None if db.is_sqlite or rate == 0 else SharedRateLimiter(db, rate)
     return HttpClient(
         policy,
         _ProjectCredentials(settings, db, policy),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from engine.components.outbound import SharedRateLimiter
 from engine.emulators.calendar import CalendarEmulator
-from engine.runtime import Project
+from engine.runtime import Project, Runner, start_process
 from engine.store import Database, RateBucketRow, migrate
 
 
@@ -54,3 +54,27 @@ def test_the_engine_keeps_its_buckets_in_the_database_only_on_postgresql(
     with project.db.session() as s:
         buckets = s.scalars(select(RateBucketRow.key)).all()
     assert buckets == ([] if db_url.startswith("sqlite") else ["google"])
+
+
+def test_a_rate_of_zero_is_no_limit_of_our_own_and_keeps_no_buckets(
+    open_test_project: Any, emulator: CalendarEmulator
+) -> None:
+    """At 60 a minute (a burst of 1), with no waiting in line, the second call would be
+    put off a second; with 0, twelve calls go at once, and no bucket is written for
+    them on either store."""
+    project: Project = open_test_project(
+        processes={"call": one_call("google_calendar.calendar_list.list")},
+        # No waiting in line: a call the limit held back would be put off instead.
+        **http_settings(emulator, connection_rate_per_minute=0, http_max_inline_wait=0.0),
+    )
+    assert project.settings.connection_rate_per_minute == 0
+    connect(project, emulator)
+    with project.db.session() as s:
+        ids = [start_process(s, "call", {}, {"kind": "test"}).id for _ in range(12)]
+    Runner(project, workers=1).run_once()
+    for instance_id in ids:
+        shown = detail(project, instance_id)
+        assert shown["state"] == "completed", shown
+        assert not any("rate limit" in (step["message"] or "") for step in shown["steps"])
+    with project.db.session() as s:
+        assert s.scalars(select(RateBucketRow.key)).all() == []

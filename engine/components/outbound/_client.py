@@ -71,7 +71,8 @@ class RetrySettings:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 60.0
     max_inline_wait_s: float = 5.0  # longer waits put the instance off instead
-    rate_per_minute: int = 580  # per connection: with its burst of 9, under 600 per minute
+    # Per connection: with its burst of 9, under 600 per minute. 0: no limit of our own.
+    rate_per_minute: int = 580
 
 
 @dataclass
@@ -106,6 +107,19 @@ def bucket_shape(per_minute: int) -> tuple[float, float]:
     # A small burst: burst + one minute's refill is what a sliding minute can see, so
     # keep the configured rate that much below the service's limit.
     return per_minute / 60.0, float(max(1, min(10, per_minute // 60)))
+
+
+class NoRateLimit:
+    """No limit of our own (a rate of 0): every call may go at once. The service's own
+    limit still answers 429 or 403 rateLimitExceeded, and those are retried."""
+
+    def acquire(self, key: str, max_wait_s: float) -> tuple[bool, float]:
+        return True, 0.0
+
+
+def default_limiter(per_minute: int) -> Limiter:
+    """This process's own buckets at ``per_minute``; none at all for 0."""
+    return NoRateLimit() if per_minute == 0 else RateLimiter(per_minute)
 
 
 class RateLimiter:
@@ -208,7 +222,7 @@ class HttpClient:
         self.policy = policy
         self.credentials = credentials
         self.settings = settings or RetrySettings()
-        self.limiter = limiter or RateLimiter(self.settings.rate_per_minute)
+        self.limiter = limiter or default_limiter(self.settings.rate_per_minute)
         self.sleep = sleep
         self.jitter = jitter
         self._local = threading.local()
