@@ -125,9 +125,19 @@ def test_serve_with_worker_processes_restarts_a_killed_one_and_stops_them_all(
         for n in range(10):
             create(project, "items", {"title": f"a{n}"})
         _wait(lambda: completed() == 10)
-        victim = children()[0]
+        first = children()
+        victim = first[0]
         victim.kill()
-        _wait(lambda: len(children()) == 2 and victim.pid not in [c.pid for c in children()])
+
+        def replaced() -> bool:
+            # One look per check: two looks could see the victim alive, then dying (its
+            # command line already empty), and pass before anything was started again.
+            now = {c.pid for c in children()}
+            return (
+                len(now) == 2 and victim.pid not in now and len(now - {c.pid for c in first}) == 1
+            )
+
+        _wait(replaced)
         for n in range(10):
             create(project, "items", {"title": f"b{n}"})
         _wait(lambda: completed() == 20)
