@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -71,3 +72,20 @@ def test_the_column_types_pass_packed_bytes_through_and_hand_them_back_unopened(
     state = pack(b'{"x": 1}' * 40, dictionary)
     assert isinstance(text.process_result_value(state, None), DictionaryPacked)  # type: ignore[arg-type]
     assert text.process_result_value(pack(b'{"x": 1}' * 40), None) == '{"x": 1}' * 40  # type: ignore[arg-type]
+
+
+def test_packing_one_value_never_depends_on_the_values_packed_before_it() -> None:
+    # Workers pack step logs of many versions at once from several threads; each
+    # value must open with its own dictionary alone, and pack the same every time.
+    first, second = learn_dictionary([_similar(1)]), learn_dictionary([_similar(50), "x"])
+    values = [json.dumps(_similar(n)).encode() for n in range(2, 40)]
+    alone = {(v, d): pack(v, d) for v in values for d in (first, second)}
+
+    def pack_all(_: int) -> list[tuple[bytes, bytes, bytes]]:
+        return [(v, d, pack(v, d)) for v in values for d in (second, first)]
+
+    with ThreadPoolExecutor(4) as pool:
+        for batch in pool.map(pack_all, range(8)):
+            for value, dictionary, packed in batch:
+                assert packed == alone[(value, dictionary)]
+                assert unpack(packed, dictionary) == value.decode()
