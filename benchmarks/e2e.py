@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 import redis
 import requests
-from rig import REPO, Rig, cpu_seconds, latency_figures
+from rig import REPO, MachineLoad, Rig, cpu_seconds, latency_figures
 from sqlalchemy import create_engine, func, insert, select, text
 
 from engine.catalogs import Cause
@@ -41,6 +41,7 @@ BROKER = os.environ.get("CATFLOW_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 # The embedded engine as one would run it on this 2-core machine: two worker
 # processes (CATFLOW_WORKER_PROCESSES=2) of two threads each.
 EMBEDDED = {"processes": 2, "workers": 2}
+_CORES = psutil.cpu_count() or 1
 
 
 def _sqlite_bytes(rig: Rig) -> int:
@@ -70,9 +71,11 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
         emulator = psutil.Process(rig.emulator.pid)
         bytes_before, done_before = _sqlite_bytes(rig), _completed(rig)
         cpu_before = cpu_seconds() - sum(emulator.cpu_times()[:2])
+        load = MachineLoad()
         elapsed, latencies = rig.closed_loop(meetings, clients)
         rig.wait_idle()
         cpu = cpu_seconds() - sum(emulator.cpu_times()[:2]) - cpu_before
+        cores, machine_ms = load.cores(), load.ms_per(meetings)
         # SpiffWorkflow alone, right after: engine_vs_raw compares the two at one
         # moment (the machine's speed drifts by up to a third within minutes).
         raw_beside = raw_spiff_rate(20 if quick else 1000)
@@ -82,6 +85,11 @@ def bench_e2e_sqlite(quick: bool) -> dict[str, float]:
             "e2e_sqlite_meetings_per_s": meetings / elapsed,
             **latency_figures("e2e_sqlite_latency_ms", latencies),
             "cpu_ms_per_meeting": cpu / meetings * 1e3,
+            # The whole machine (the emulator and anything else included), and what
+            # it could finish with every core busy at that cost: the CPU ceiling.
+            "e2e_sqlite_cores_busy": cores,
+            "e2e_sqlite_machine_cpu_ms_per_meeting": machine_ms,
+            "e2e_sqlite_ceiling_meetings_per_s": _CORES * 1e3 / machine_ms,
             "db_bytes_per_completed_instance": stored / max(1, completed),
             "raw_spiff_instances_per_s_beside_e2e": raw_beside,
         }
@@ -208,22 +216,32 @@ def bench_pg_celery(quick: bool) -> dict[str, float]:
     # as much as the scaling. Each figure is meetings over seconds of both its runs.
     meetings, clients = (8, 4) if quick else (300, 16)
     rounds = (1, 2) if quick else (1, 2, 1, 2)
-    done: dict[int, list[float]] = {1: [0.0, 0.0], 2: [0.0, 0.0]}
+    # per worker count: meetings, seconds, machine CPU seconds
+    done: dict[int, list[float]] = {1: [0.0, 0.0, 0.0], 2: [0.0, 0.0, 0.0]}
     for workers in rounds:
-        elapsed = _pg_celery_run(workers, meetings, clients)
+        elapsed, busy = _pg_celery_run(workers, meetings, clients)
         done[workers][0] += meetings
         done[workers][1] += elapsed
-    return {
-        f"e2e_pg_celery_{workers}w_meetings_per_s": count / seconds
-        for workers, (count, seconds) in done.items()
-    }
+        done[workers][2] += busy
+    figures: dict[str, float] = {}
+    for workers, (count, seconds, busy) in done.items():
+        figures[f"e2e_pg_celery_{workers}w_meetings_per_s"] = count / seconds
+        figures[f"e2e_pg_celery_{workers}w_cores_busy"] = busy / seconds
+        figures[f"e2e_pg_celery_{workers}w_machine_cpu_ms_per_meeting"] = busy / count * 1e3
+    # Two workers can at best keep every core busy. At one worker's CPU per meeting,
+    # that is this many times one worker's throughput, whatever the workers do.
+    figures["e2e_pg_celery_scaling_ceiling"] = _CORES / figures["e2e_pg_celery_1w_cores_busy"]
+    return figures
 
 
-def _pg_celery_run(workers: int, meetings: int, clients: int) -> float:
+def _pg_celery_run(workers: int, meetings: int, clients: int) -> tuple[float, float]:
     """Seconds ``workers`` Celery workers took for ``meetings`` (closed loop), on a
-    schema of their own."""
+    schema of their own, and the CPU seconds the whole machine spent meanwhile."""
     schema, url = _pg_schema_url()
-    rig = Rig(database_url=url)
+    # No latency is taken here, so the load generator looks four times less often than
+    # the SQLite cases' (at 5 ms its polls and their PostgreSQL statements took ~1 ms
+    # of CPU per meeting from the cores the workers are measured on).
+    rig = Rig(database_url=url, poll_seconds=0.02)
     env = {**rig.env(), "CATFLOW_BROKER_URL": BROKER, "CATFLOW_POLL_INTERVAL": "0.05"}
     env["CATFLOW_SECRET_KEY"] = ""  # the key file of the rig's project folder is used
     fleet = [
@@ -245,8 +263,9 @@ def _pg_celery_run(workers: int, meetings: int, clients: int) -> float:
     try:
         time.sleep(3)  # workers connect to the broker
         rig.closed_loop(clients * 2, clients)  # warm-up
+        load = MachineLoad()
         elapsed, _ = rig.closed_loop(meetings, clients)
-        return elapsed
+        return elapsed, load.seconds()
     finally:
         for process in fleet:
             process.terminate()

@@ -86,9 +86,12 @@ class Rig:
         database_url: str | None = None,
         user_quota: int = 0,
         rate_per_minute: int = 0,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         """``rate_per_minute``: the connection's own pacing; off (0) unless a case measures
-        it — Google's 600/min per user would otherwise cap every figure at ~10/s."""
+        it — Google's 600/min per user would otherwise cap every figure at ~10/s.
+        ``poll_seconds``: how often the load generator looks (``POLL_SECONDS``)."""
+        self.poll_seconds = poll_seconds
         self.port = free_port()
         self.emulator = start_emulator(self.port, user_quota)
         self.folder = Path(tempfile.mkdtemp(prefix="catflow-bench-"))
@@ -207,7 +210,7 @@ class Rig:
                 at = time.perf_counter()
                 in_flight[self.create(created)] = at
                 created += 1
-            time.sleep(self.POLL_SECONDS)
+            time.sleep(self.poll_seconds)
             now = time.perf_counter()
             for rid in self.synced(list(in_flight)):
                 latencies.append(now - in_flight.pop(rid))
@@ -231,7 +234,7 @@ class Rig:
             while created < meetings and time.perf_counter() >= started + created / rate:
                 in_flight[self.create(created)] = time.perf_counter()
                 created += 1
-            time.sleep(self.POLL_SECONDS)
+            time.sleep(self.poll_seconds)
             now = time.perf_counter()
             for rid in self.synced(list(in_flight)):
                 latencies.append(now - in_flight.pop(rid))
@@ -273,6 +276,39 @@ def cpu_seconds() -> float:
         with contextlib.suppress(psutil.Error):
             total += sum(child.cpu_times()[:2])
     return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used so far (all cores): the
+    engine, the database, the broker, the emulator, the load generator. Nothing else
+    should run beside a benchmark; this counts it if it does."""
+    t = psutil.cpu_times()
+    return float(t.user + t.nice + t.system + t.irq + t.softirq)
+
+
+class MachineLoad:
+    """How busy the whole machine was over a stretch: in cores, and CPU per item.
+
+    On a machine the engine shares with its database, broker and emulator, this is
+    what bounds throughput: at ``ms_per(n)`` of CPU per meeting, all the cores
+    together finish at most ``cores / ms_per(n) * 1000`` meetings a second.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.busy = machine_busy_seconds()
+
+    def seconds(self) -> float:
+        """CPU seconds the machine spent since this began."""
+        return machine_busy_seconds() - self.busy
+
+    def cores(self) -> float:
+        """Cores busy on average since this began (2.0: both cores of two)."""
+        return self.seconds() / (time.perf_counter() - self.started)
+
+    def ms_per(self, items: int) -> float:
+        """Machine CPU per item since this began, in ms."""
+        return self.seconds() / max(1, items) * 1e3
 
 
 def measure(call: Callable[[], object]) -> float:

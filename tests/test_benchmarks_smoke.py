@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,9 +29,40 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
         "e2e_sqlite_latency_ms_p99",
         "raw_spiff_instances_per_s_beside_e2e",  # engine_vs_raw's side, at one moment
         "engine_vs_raw",
+        "e2e_sqlite_cores_busy",  # the machine's CPU, and the ceiling it sets
+        "e2e_sqlite_machine_cpu_ms_per_meeting",
+        "e2e_sqlite_ceiling_meetings_per_s",
     } <= set(figures)
     assert all(isinstance(v, float) for v in figures.values())
+    cores = json.loads((tmp_path / "latest.json").read_text())["machine"]["cores"]
+    assert 0 < figures["e2e_sqlite_cores_busy"] <= cores * 1.05
+    if "pg_celery NOT RUN" not in result.stderr:
+        assert figures["e2e_pg_celery_scaling_ceiling"] == pytest.approx(
+            cores / figures["e2e_pg_celery_1w_cores_busy"]
+        )
     assert "sandbox_ms_per_script_task" in result.stdout
     summary = (tmp_path / "latest.md").read_text()
     assert "| sandbox_ms_per_script_task |" in summary
     assert "## Against the targets" in summary and "| e2e_sqlite_meetings_per_s |" in summary
+
+
+def test_summary_gives_a_missed_target_the_ceiling_its_run_measured() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from targets import summary
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    figures = {
+        "e2e_sqlite_meetings_per_s": 150.0,
+        "e2e_sqlite_cores_busy": 1.9,
+        "e2e_sqlite_machine_cpu_ms_per_meeting": 12.5,
+        "e2e_sqlite_ceiling_meetings_per_s": 160.0,
+        "e2e_pg_celery_scaling_ceiling": 1.7,  # met: no bound is given for it
+        "e2e_pg_celery_scaling": 1.65,
+    }
+    text = summary({"when": "now", "machine": {"platform": "test", "cores": 2}, "figures": figures})
+    missed = next(line for line in text.splitlines() if line.startswith("- **e2e_sqlite_"))
+    assert "1.90 of 2 cores busy, 12.5 ms of CPU per meeting" in missed
+    assert "at most 160/s. 300/s needs 6.7 ms or less." in missed
+    assert "- **e2e_pg_celery_scaling**" not in text
+    assert "| e2e_pg_celery_scaling | 1.650 | >= 1.6 | yes |" in text
