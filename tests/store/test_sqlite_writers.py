@@ -6,9 +6,11 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
-from engine.store import Database, RecordRow, migrate
+from engine.store import Database, RecordRow, _db, migrate
 
 
 def _database(tmp_path: Path) -> Database:
@@ -88,4 +90,37 @@ def test_a_write_transaction_that_fails_lets_the_next_writer_in(tmp_path: Path) 
 
     threading.Thread(target=write).start()
     assert done.wait(10), "the write lock was not given back after a rollback"
+    db.dispose()
+
+
+def test_a_writer_that_never_gets_its_turn_fails_as_store_trouble(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The executor and the API handle SQLAlchemy's OperationalError (retry later, 503);
+    a writer that gave up waiting must fail with that, not with the driver's own error."""
+    monkeypatch.setattr(_db, "_BUSY_SECONDS", 0.3)
+    db = _database(tmp_path)
+    holding = threading.Event()
+    let_go = threading.Event()
+
+    def hold_write_lock() -> None:
+        with db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": 1}))
+            s.flush()
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold_write_lock)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"), db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": 2}))
+    finally:
+        let_go.set()
+        holder.join()
+    with db.session() as s:  # the one that gave up holds no turn: the next gets in
+        s.add(RecordRow(catalog="items", data={"n": 3}))
+    with db.read_session() as s:
+        assert sorted(s.scalars(select(RecordRow.data["n"].as_integer()))) == [1, 3]
     db.dispose()
