@@ -32,10 +32,16 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
         "e2e_sqlite_cores_busy",  # the machine's CPU, and the ceiling it sets
         "e2e_sqlite_machine_cpu_ms_per_meeting",
         "e2e_sqlite_ceiling_meetings_per_s",
+        "e2e_sqlite_cpu_per_meeting_in_raw_runs",
     } <= set(figures)
     assert all(isinstance(v, float) for v in figures.values())
     cores = json.loads((tmp_path / "latest.json").read_text())["machine"]["cores"]
     assert 0 < figures["e2e_sqlite_cores_busy"] <= cores * 1.05
+    assert figures["e2e_sqlite_cpu_per_meeting_in_raw_runs"] == pytest.approx(
+        figures["e2e_sqlite_machine_cpu_ms_per_meeting"]
+        * figures["raw_spiff_instances_per_s_beside_e2e"]
+        / 1e3
+    )
     if "pg_celery NOT RUN" not in result.stderr:
         assert figures["e2e_pg_celery_scaling_ceiling"] == pytest.approx(
             cores / figures["e2e_pg_celery_1w_cores_busy"]
@@ -57,6 +63,7 @@ def test_summary_gives_a_missed_target_the_ceiling_its_run_measured() -> None:
         "e2e_sqlite_cores_busy": 1.9,
         "e2e_sqlite_machine_cpu_ms_per_meeting": 12.5,
         "e2e_sqlite_ceiling_meetings_per_s": 160.0,
+        "raw_spiff_instances_per_s_beside_e2e": 320.0,
         "e2e_pg_celery_scaling_ceiling": 1.7,  # met: no bound is given for it
         "e2e_pg_celery_scaling": 1.65,
     }
@@ -64,5 +71,7 @@ def test_summary_gives_a_missed_target_the_ceiling_its_run_measured() -> None:
     missed = next(line for line in text.splitlines() if line.startswith("- **e2e_sqlite_"))
     assert "1.90 of 2 cores busy, 12.5 ms of CPU per meeting" in missed
     assert "at most 160/s. 300/s needs 6.7 ms or less." in missed
+    # The same bound where the machine's speed cancels out: 12.5 ms x 320/s = 4.0 runs.
+    assert "(measured beside it, 320/s), a meeting cost 4.0 of them; 300/s needs 2.1" in missed
     assert "- **e2e_pg_celery_scaling**" not in text
     assert "| e2e_pg_celery_scaling | 1.650 | >= 1.6 | yes |" in text
