@@ -103,9 +103,11 @@ def sync_catalogs(
 ) -> SyncReport:
     """Store new and changed definitions; refuse changes that would orphan data.
 
-    Added fields with a default are filled in on existing records. Removing a
-    field, or changing its type, is refused while any record holds a value for it;
-    so is removing a choice option that records hold.
+    Added fields with a default are filled in on existing records, and so are fields
+    made required that have one. Removing a field, or changing its type, is refused
+    while any record holds a value for it; so is removing a choice option that
+    records hold, and making a field without a default required while any record
+    has no value for it.
     """
     stored = {row.name: row for row in session.scalars(select(CatalogRow))}
     everything = {
@@ -131,6 +133,28 @@ def sync_catalogs(
             if f in new.fields and old.fields[f].signature() != new.fields[f].signature()
         ]
         added = [f for f in new.fields if f not in old.fields and new.fields[f].default is not None]
+        # Fields required from now on (added, or made required): records without a value
+        # get the default if there is one, else the change is refused while any lacks one.
+        now_required = [
+            f
+            for f, fdef in new.fields.items()
+            if fdef.required and not (f in old.fields and old.fields[f].required)
+        ]
+        added += [f for f in now_required if f not in added and new.fields[f].default is not None]
+        unfilled = [f for f in now_required if new.fields[f].default is None]
+        if unfilled:
+            lacking = _records_lacking(session, name, unfilled)
+            for fname in unfilled:
+                if lacking[fname]:
+                    problems.append(
+                        Problem(
+                            f"field {fname!r} becomes required but {lacking[fname]} "
+                            "record(s) have no value for it",
+                            where=f"{new.source}: fields.{fname}",
+                            hint="give it a default (filled in on those records), "
+                            "or give those records a value first",
+                        )
+                    )
         dropped_options = {
             f: [o for o in old.fields[f].options if o not in new.fields[f].options]
             for f in old.fields
@@ -216,6 +240,15 @@ def _records_holding(session: Session, catalog: str, fields: list[str]) -> dict[
     return counts
 
 
+def _records_lacking(session: Session, catalog: str, fields: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(fields, 0)
+    for data in session.scalars(select(RecordRow.data).where(RecordRow.catalog == catalog)):
+        for fname in fields:
+            if data.get(fname) in (None, [], ""):
+                counts[fname] += 1
+    return counts
+
+
 def _records_choosing(
     session: Session, catalog: str, options: Mapping[str, list[str]]
 ) -> dict[str, int]:
@@ -240,7 +273,12 @@ def _clear_empty(session: Session, catalog: str, removed: list[str], retyped: li
 def _backfill(session: Session, definition: CatalogDef, added: list[str]) -> int:
     count = 0
     for row in session.scalars(select(RecordRow).where(RecordRow.catalog == definition.name)):
-        missing = {f: definition.fields[f].default for f in added if row.data.get(f) is None}
+        missing = {
+            f: definition.fields[f].default
+            for f in added
+            # A required field's empty text or list is no value either.
+            if row.data.get(f) in ((None, "", []) if definition.fields[f].required else (None,))
+        }
         if missing:
             row.data = {**row.data, **missing}
             count += 1

@@ -251,3 +251,40 @@ def test_a_changed_default_is_stored_even_when_python_calls_it_equal(db: Databas
     with db.session() as session:
         assert stored_catalogs(session)["meetings"].fields["extra"].default is True
     assert sync(db, catalog(BASE + "  extra: {type: json, default: true}\n")).unchanged
+
+
+def test_making_a_field_required_is_refused_while_records_have_no_value_for_it(
+    db: Database,
+) -> None:
+    sync(db, catalog(BASE))
+    create(db, "meetings", {"title": "A", "room": "12"})
+    create(db, "meetings", {"title": "B"})
+    create(db, "meetings", {"title": "C", "room": ""})
+    message = refusal(db, catalog(BASE.replace("room: text", "room: {type: text, required: true}")))
+    assert "field 'room' becomes required but 2 record(s) have no value for it" in message
+    assert "catalogs/meetings.yaml: fields.room" in message
+    assert "give it a default (filled in on those records)" in message
+    with db.session() as session:
+        assert not stored_catalogs(session)["meetings"].fields["room"].required
+    # A new required field with no default is refused the same way.
+    message = refusal(db, catalog(BASE + "  owner: {type: text, required: true}\n"))
+    assert "field 'owner' becomes required but 3 record(s) have no value for it" in message
+
+
+def test_a_field_made_required_with_a_default_fills_the_records_without_a_value(
+    db: Database,
+) -> None:
+    sync(db, catalog(BASE))
+    kept = create(db, "meetings", {"title": "A", "room": "12"})
+    empty = create(db, "meetings", {"title": "B", "room": ""})
+    unset = create(db, "meetings", {"title": "C"})
+    report = sync(
+        db,
+        catalog(BASE.replace("room: text", "room: {type: text, required: true, default: lobby}")),
+    )
+    assert report.changed == ["meetings"] and report.backfilled == {"meetings": 2}
+    assert [stored_data(db, "meetings", r)["room"] for r in (kept, empty, unset)] == [
+        "12",
+        "lobby",
+        "lobby",
+    ]
