@@ -44,40 +44,6 @@ BOUNDS: dict[str, str] = {
         "commit, holding the lock ~1.4 ms. The machine's own speed moves by up to 2.5x "
         "within hours (raw_spiff_instances_per_s read 133 to 463), and this figure with it."
     ),
-    "engine_vs_raw": (">=", 0.25, "engine throughput / raw SpiffWorkflow (no worse than 1 : 4)"),
-    "latency_ms_at_100_per_s_p99": ("<=", 100, "p99 ms at 100 meetings/s offered"),
-    "e2e_pg_celery_scaling": (">=", 1.6, "2 Celery workers / 1 worker"),
-    "db_bytes_per_completed_instance": ("<=", 6144, "bytes stored per instance, step log included"),
-    "worker_rss_growth_pct": ("<=", 10, "RSS growth from 1,000 to 10,000 instances (%)"),
-    "pacing_events_per_s": (">=", 9.5, "events/s sustained under Google's 600/min"),
-    "pacing_throttling_incidents": ("<=", 0, "throttled answers that became incidents"),
-    "growth_throughput_loss_pct": ("<=", 10, "throughput lost at 200,000 completed instances (%)"),
-}
-
-# What bounds a figure that misses, from profiles (cProfile, py-spy, per-process CPU
-# and write-lock hold times) of the runs on the 2-core reference machine.
-BOUNDS: dict[str, str] = {
-    "e2e_sqlite_meetings_per_s": (
-        "CPU: the machine runs ~1.85-1.9 of its 2 cores busy, so the figure sits within "
-        "~10% of the ceiling measured above. Per process (py-spy and per-process CPU, "
-        "2026-11-21, third session, ms of CPU per meeting): the two worker processes ~9 "
-        "(SpiffWorkflow's own task execution about a fifth; the operators two fifths - "
-        "the Calendar call through requests ~15%, records.update, find and get ~16%; the "
-        "end of the run ~15%, state and step log packed and written; SQLAlchemy sessions "
-        "begun and ended per operator call ~10%), the serving process ~3 (the load "
-        "generator's record write, dispatching the create and the write-back events, "
-        "polling), the emulator ~1.5, the sandbox processes ~0.5. SpiffWorkflow alone "
-        "runs this model at raw_spiff_instances_per_s - ~2.9 ms per instance at 340/s, "
-        "with no storage and no HTTP - and the emulator's answer and the record write "
-        "take ~2.5 ms more: at 300/s about 1 ms per meeting would be left for everything "
-        "else the engine does (trigger, instance, leases, state, step log, write-back), "
-        "a fraction of what any of those parts costs here. Until 2026-11-21 (second "
-        "session) SQLite's one write lock bounded the figure at ~150/s with the machine "
-        "~30% idle (the write-back held the lock while the run went on to its end); the "
-        "update is now written at the step's commit, holding the lock ~1.4 ms. The "
-        "machine's own speed moves by up to 40% within minutes (raw_spiff_instances_per_s "
-        "read 262 to 463 on one day), and this figure with it."
-    ),
     "engine_vs_raw": (
         "The same costs as e2e_sqlite_meetings_per_s. Its other side is SpiffWorkflow "
         "run right after the end-to-end loop (raw_spiff_instances_per_s_beside_e2e): "
