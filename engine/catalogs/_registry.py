@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.errors import Problem, ValidationFailed
@@ -143,12 +143,16 @@ def sync_catalogs(
         added += [f for f in now_required if f not in added and new.fields[f].default is not None]
         unfilled = [f for f in now_required if new.fields[f].default is None]
         if unfilled:
-            lacking = _records_lacking(session, name, unfilled)
+            holders = _records_holding(session, name, unfilled)
+            records = session.scalar(
+                select(func.count()).select_from(RecordRow).where(RecordRow.catalog == name)
+            )
             for fname in unfilled:
-                if lacking[fname]:
+                lacking = (records or 0) - holders[fname]
+                if lacking:
                     problems.append(
                         Problem(
-                            f"field {fname!r} becomes required but {lacking[fname]} "
+                            f"field {fname!r} becomes required but {lacking} "
                             "record(s) have no value for it",
                             where=f"{new.source}: fields.{fname}",
                             hint="give it a default (filled in on those records), "
@@ -236,15 +240,6 @@ def _records_holding(session: Session, catalog: str, fields: list[str]) -> dict[
     for data in rows:
         for fname in fields:
             if data.get(fname) not in (None, [], ""):
-                counts[fname] += 1
-    return counts
-
-
-def _records_lacking(session: Session, catalog: str, fields: list[str]) -> dict[str, int]:
-    counts = dict.fromkeys(fields, 0)
-    for data in session.scalars(select(RecordRow.data).where(RecordRow.catalog == catalog)):
-        for fname in fields:
-            if data.get(fname) in (None, [], ""):
                 counts[fname] += 1
     return counts
 

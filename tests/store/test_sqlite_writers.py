@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,30 @@ def _database(tmp_path: Path) -> Database:
     db = Database(f"sqlite:///{tmp_path / 'catflow.db'}")
     migrate(db)
     return db
+
+
+@contextmanager
+def _write_lock_held(db: Database, n: int) -> Iterator[None]:
+    """Another thread inside a write transaction (record ``n`` written, not committed)
+    for the block; it commits when the block ends."""
+    holding = threading.Event()
+    let_go = threading.Event()
+
+    def hold() -> None:
+        with db.session() as s:
+            s.add(RecordRow(catalog="items", data={"n": n}))
+            s.flush()
+            holding.set()
+            let_go.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        let_go.set()
+        holder.join()
 
 
 def test_writers_of_one_process_take_turns_without_errors(tmp_path: Path) -> None:
@@ -46,25 +72,11 @@ def test_a_reader_does_not_wait_for_an_open_write_transaction(tmp_path: Path) ->
     db = _database(tmp_path)
     with db.session() as s:
         s.add(RecordRow(catalog="items", data={"n": 1}))
-    writer_open = threading.Event()
-    reader_done = threading.Event()
-
-    def hold_write_lock() -> None:
-        with db.session() as s:
-            s.add(RecordRow(catalog="items", data={"n": 2}))
-            s.flush()
-            writer_open.set()
-            reader_done.wait(10)
-
-    holder = threading.Thread(target=hold_write_lock)
-    holder.start()
-    assert writer_open.wait(10)
-    started = time.monotonic()
-    with db.read_session() as s:  # sees the last committed state, at once
-        count = s.scalar(select(func.count()).select_from(RecordRow))
-    waited = time.monotonic() - started
-    reader_done.set()
-    holder.join()
+    with _write_lock_held(db, 2):
+        started = time.monotonic()
+        with db.read_session() as s:  # sees the last committed state, at once
+            count = s.scalar(select(func.count()).select_from(RecordRow))
+        waited = time.monotonic() - started
     assert count == 1
     assert waited < 5, f"the reader waited {waited:.1f} s for the writer"
     with db.read_session() as s:
@@ -100,25 +112,12 @@ def test_a_writer_that_never_gets_its_turn_fails_as_store_trouble(
     a writer that gave up waiting must fail with that, not with the driver's own error."""
     monkeypatch.setattr(_db, "_BUSY_SECONDS", 0.3)
     db = _database(tmp_path)
-    holding = threading.Event()
-    let_go = threading.Event()
-
-    def hold_write_lock() -> None:
-        with db.session() as s:
-            s.add(RecordRow(catalog="items", data={"n": 1}))
-            s.flush()
-            holding.set()
-            let_go.wait(10)
-
-    holder = threading.Thread(target=hold_write_lock)
-    holder.start()
-    assert holding.wait(10)
-    try:
-        with pytest.raises(OperationalError, match="database is locked"), db.session() as s:
-            s.add(RecordRow(catalog="items", data={"n": 2}))
-    finally:
-        let_go.set()
-        holder.join()
+    with (
+        _write_lock_held(db, 1),
+        pytest.raises(OperationalError, match="database is locked"),
+        db.session() as s,
+    ):
+        s.add(RecordRow(catalog="items", data={"n": 2}))
     with db.session() as s:  # the one that gave up holds no turn: the next gets in
         s.add(RecordRow(catalog="items", data={"n": 3}))
     with db.read_session() as s:
