@@ -26,6 +26,16 @@ def _executor(project: Any, name: str, lease: float = 30.0) -> Executor:
     return Executor(project.db, project.records, name, lease)
 
 
+def _start_approval(project: Any) -> int:
+    with project.db.session() as s:
+        return int(runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"}).id)
+
+
+def _approve(project: Any, inst_id: int) -> None:
+    with project.db.session() as s:
+        runtime.complete_user_task(s, inst_id, "review", {"approved": True}, "tester")
+
+
 def _approve_then_note(open_test_project: Any) -> Any:
     """Items whose creation waits for an approval and whose title change runs a note."""
     rules = "[{on: created, process: approve}, {on: updated, fields: [title], process: note}]"
@@ -669,23 +679,15 @@ def test_a_worker_reads_states_packed_against_a_dictionary_learned_after_it_look
     project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
     stale, fresh = _executor(project, "stale"), _executor(project, "fresh")
 
-    def start() -> int:
-        with project.db.session() as s:
-            return runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"}).id
-
-    def approve(inst_id: int) -> None:
-        with project.db.session() as s:
-            runtime.complete_user_task(s, inst_id, "review", {"approved": True}, "tester")
-
-    waiting = start()
+    waiting = _start_approval(project)
     stale.run_due()  # caches the version, which has no dictionary yet
-    approve(waiting)
+    _approve(project, waiting)
     fresh.run_due()  # completes it: the version learns its dictionary
     assert detail(project, waiting)["state"] == "completed"
-    later = start()
+    later = _start_approval(project)
     assert _raw(project, "SELECT workflow FROM instances WHERE id = :i", i=later)[0][:1] == b"\x01"
     stale.run_due()
-    approve(later)
+    _approve(project, later)
     stale.run_due()
     shown = detail(project, later)
     assert shown["state"] == "completed" and shown["variables"]["done"] is True
@@ -933,17 +935,9 @@ def test_a_dictionary_whose_commit_failed_is_not_used_to_pack_later_instances(
     project = open_test_project(catalogs={"items": catalog()}, processes={"approve": APPROVE})
     worker = _executor(project, "w")
 
-    def start() -> int:
-        with project.db.session() as s:
-            return runtime.start_process(s, "approve", {"n": 1}, {"kind": "user"}).id
-
-    def approve(inst_id: int) -> None:
-        with project.db.session() as s:
-            runtime.complete_user_task(s, inst_id, "review", {"approved": True}, "tester")
-
-    first = start()
+    first = _start_approval(project)
     worker.run_due()
-    approve(first)
+    _approve(project, first)
     # The database refuses the end of the first instance (and the dictionary with it).
     postgres = project.db.engine.dialect.name == "postgresql"
     refuse = (
@@ -969,9 +963,9 @@ def test_a_dictionary_whose_commit_failed_is_not_used_to_pack_later_instances(
         conn.exec_driver_sql("DROP TRIGGER refuse_end" + (" ON instances" if postgres else ""))
     # The same worker goes on: the next instance's states must be readable with what
     # the database holds.
-    later = start()
+    later = _start_approval(project)
     worker.run_due()
-    approve(later)
+    _approve(project, later)
     worker.run_due()
     [dictionary] = _raw(project, "SELECT pack_dictionary FROM process_versions")
     for inst_id in (first, later):

@@ -77,7 +77,7 @@ class _RequestLog:
     """Each API and OAuth request into the request log (``/_emulator/requests``).
 
     Plain ASGI, not ``@app.middleware("http")``: that one streams every response
-    through a task group of its own, about a fifth of the emulator's CPU per request.
+    through a task group of its own, about a third of the emulator's CPU per request.
     """
 
     def __init__(self, app: ASGIApp, core: Core) -> None:
