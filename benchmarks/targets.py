@@ -50,21 +50,25 @@ BOUNDS: dict[str, str] = {
         "taken minutes apart, the two caught the machine's drift as much as the engine."
     ),
     "e2e_pg_celery_scaling": (
-        "The machine, as the ceiling above shows: everything a meeting needs besides the "
-        "worker runs on the same two cores, so one worker's run alone keeps ~1.28 of them "
-        "busy (2026-11-21, third session, ms of CPU per meeting with one worker: the "
-        "worker 12-15 of them its own, PostgreSQL 3.3-4.7, the serving process - "
-        "dispatcher, scheduler, Celery publishing - 3.5-4.4, the load generator 2-3.5, "
-        "the emulator ~2, Redis 0.3). Two workers can then reach at most 2 / 1.28 = 1.56 "
-        "x one with both cores fully busy, and reach ~1.79 cores: each worker waits on "
-        "PostgreSQL and the emulator, which wait for a core. 1.6 needs one worker's run "
-        "to keep no more than ~1.1 cores busy at that use, the processes beside the "
-        "worker about a third cheaper; a saving in the worker itself speeds one worker "
-        "and two alike and lowers the ratio. The serving process issues ~10 statements "
-        "and one publish per meeting (dispatch passes carry ~3 events each; statement "
-        "log of a run), each ~0.3 ms of SQLAlchemy and psycopg. A ratio above the "
-        "ceiling (1.71 once in six runs) is the machine's speed drifting between rounds: "
-        "one worker read 43-55/s in runs minutes apart."
+        "The machine's two cores, which the workers share with everything else a meeting "
+        "needs. Per-process CPU of runs on 2026-11-21 (fifth session), ms per meeting with "
+        "one worker / with two: the worker processes 17.8 / 16-18 (Celery's consumer ~2 / "
+        "~1 each; the process running the instance 15.6 / ~7 each), PostgreSQL 6.2 / "
+        "4.6-5.3, the serving process - dispatcher, scheduler, Celery publishing - 5.8 / "
+        "4.2-5.2, the load generator 3.1 / 2.2-2.6, the emulator 1.4 / 1.2-1.3, the sandbox "
+        "processes 0.6, Redis 0.3. One worker is not CPU-bound: the process running the "
+        "instance is busy ~60% of the time and waits the rest for its next message from "
+        "Celery's consumer (~15%), for PostgreSQL (~25%) and the emulator (~5%) (py-spy, "
+        "idle samples included). Two workers keep ~1.8 of the 2 cores busy: each waits on "
+        "PostgreSQL and the emulator, which wait for a core. 1.6 x one worker's ~38/s is "
+        "~60/s, ~30 ms of CPU per meeting at 1.8 cores: the runs sit on that line, and the "
+        "machine's speed moves them across it - 1.28 to 1.68 in four runs of 300-meeting "
+        "rounds within an hour, 1.48 and 1.69 in two of 800 (two workers' CPU per meeting "
+        "31.5 and 27.7 ms). A saving in the worker's CPU speeds one worker too "
+        "(its run is ~60% of its cycle) and moves the ratio little; what raises it is a "
+        "cheaper serving process, load generator and PostgreSQL per meeting. Celery's "
+        "solo pool for one-process workers (no consumer beside the process running the "
+        "instance) was tried: the same CPU per meeting."
     ),
     "db_bytes_per_completed_instance": (
         "Met: about 4.5 KB — the step log ~2 KB (ten rows, mostly their fixed columns), "
@@ -117,15 +121,20 @@ def measured_bound(name: str, figures: dict[str, float], cores: int) -> str | No
             + _in_raw_runs_said(f, cores, TARGETS[name][1])
         )
     if name == "e2e_pg_celery_scaling" and "e2e_pg_celery_scaling_ceiling" in f:
+        needed = TARGETS[name][1] * f["e2e_pg_celery_1w_meetings_per_s"]
         return (
             f"Measured in this run: with one worker the machine was "
             f"{f['e2e_pg_celery_1w_cores_busy']:.2f} of {cores} cores busy "
             f"({f['e2e_pg_celery_1w_machine_cpu_ms_per_meeting']:.1f} ms of CPU per meeting: "
             "the worker, PostgreSQL, the serving process, the emulator, the load "
             f"generator), with two {f['e2e_pg_celery_2w_cores_busy']:.2f} "
-            f"({f['e2e_pg_celery_2w_machine_cpu_ms_per_meeting']:.1f} ms). At one worker's "
-            f"cost per meeting, two reach at most {f['e2e_pg_celery_scaling_ceiling']:.2f} x "
-            "one, every core busy."
+            f"({f['e2e_pg_celery_2w_machine_cpu_ms_per_meeting']:.1f} ms; the polls cost "
+            "the same each second, so a meeting costs less the more there are). With "
+            "every core busy at two workers' cost, two reach at most "
+            f"{f['e2e_pg_celery_scaling_ceiling']:.2f} x one. {TARGETS[name][1]:g} x one "
+            f"is {needed:.0f}/s: at the {f['e2e_pg_celery_2w_cores_busy']:.2f} cores two "
+            f"workers kept busy, {f['e2e_pg_celery_2w_cores_busy'] * 1e3 / needed:.1f} ms "
+            "of CPU per meeting or less."
         )
     return None
 

@@ -43,8 +43,12 @@ def test_benchmark_suite_runs_and_writes_its_results(tmp_path: Path) -> None:
         / 1e3
     )
     if "pg_celery NOT RUN" not in result.stderr:
+        # Every core busy at two workers' CPU per meeting, over one worker's rate.
         assert figures["e2e_pg_celery_scaling_ceiling"] == pytest.approx(
-            cores / figures["e2e_pg_celery_1w_cores_busy"]
+            cores
+            * 1e3
+            / figures["e2e_pg_celery_2w_machine_cpu_ms_per_meeting"]
+            / figures["e2e_pg_celery_1w_meetings_per_s"]
         )
     assert "sandbox_ms_per_script_task" in result.stdout
     summary = (tmp_path / "latest.md").read_text()
@@ -75,3 +79,27 @@ def test_summary_gives_a_missed_target_the_ceiling_its_run_measured() -> None:
     assert "(measured beside it, 320/s), a meeting cost 4.0 of them; 300/s needs 2.1" in missed
     assert "- **e2e_pg_celery_scaling**" not in text
     assert "| e2e_pg_celery_scaling | 1.650 | >= 1.6 | yes |" in text
+
+
+def test_summary_gives_a_missed_scaling_target_what_two_workers_would_need() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from targets import summary
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    figures = {
+        "e2e_pg_celery_1w_meetings_per_s": 40.0,
+        "e2e_pg_celery_1w_cores_busy": 1.3,
+        "e2e_pg_celery_1w_machine_cpu_ms_per_meeting": 32.5,
+        "e2e_pg_celery_2w_meetings_per_s": 56.0,
+        "e2e_pg_celery_2w_cores_busy": 1.8,
+        "e2e_pg_celery_2w_machine_cpu_ms_per_meeting": 32.1,
+        "e2e_pg_celery_scaling_ceiling": 1.56,
+        "e2e_pg_celery_scaling": 1.4,
+    }
+    text = summary({"when": "now", "machine": {"platform": "test", "cores": 2}, "figures": figures})
+    missed = next(line for line in text.splitlines() if line.startswith("- **e2e_pg_celery_"))
+    assert "with one worker the machine was 1.30 of 2 cores busy (32.5 ms" in missed
+    assert "two reach at most 1.56 x one" in missed
+    # 1.6 x 40/s = 64/s; 1.8 cores over 64/s = 28.1 ms a meeting.
+    assert "1.6 x one is 64/s: at the 1.80 cores two workers kept busy, 28.1 ms" in missed
