@@ -301,3 +301,27 @@ def test_what_only_google_can_refuse_ends_as_sync_status_error_and_a_retry_clear
     fixed = get(project, "meetings", other)
     assert fixed["sync_status"] == "synced" and fixed["sync_error"] is None
     assert fixed["calendar_event_id"] in live(events(emulator, user=OWNER))
+
+
+def test_deleting_an_employee_takes_them_off_the_events_of_their_meetings(
+    open_test_project: Any, project_dir: Path, emulator: CalendarEmulator
+) -> None:
+    project = open_meetings(open_test_project, project_dir, emulator)
+    ann = create(project, "employees", {"name": "Ann", "email": "ann@example.com"})
+    bob = create(project, "employees", {"name": "Bob", "email": "bob@example.com"})
+    meeting = create(
+        project,
+        "meetings",
+        {"title": "Pairing", "starts_at": "2030-01-01T10:00:00Z", "participants": [ann, bob]},
+    )
+    settle(project)
+    event = get(project, "meetings", meeting)["calendar_event_id"]
+    attendees = [a["email"] for a in live(events(emulator))[event]["attendees"]]
+    assert attendees == ["ann@example.com", "bob@example.com"]
+
+    delete(project, "employees", bob)
+    states = settle(project)
+    assert set(states.values()) == {"completed"}, states
+    record = get(project, "meetings", meeting)
+    assert record["participants"] == [ann] and record["attendees"] == ["ann@example.com"]
+    assert [a["email"] for a in live(events(emulator))[event]["attendees"]] == ["ann@example.com"]

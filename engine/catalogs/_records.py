@@ -8,27 +8,21 @@ from __future__ import annotations
 
 import getpass
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
-    Table,
     and_,
     bindparam,
     delete,
-    exists,
     func,
     insert,
-    literal,
-    or_,
     select,
-    type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,13 +30,14 @@ from engine.errors import Conflict, NotFound, Problem, ValidationFailed
 from engine.store import (
     OutboxEvent,
     OutboxValues,
-    RecordRow,
     note_outbox_write,
     pack_json,
     utcnow,
 )
 
-from ._fields import FieldDef, FieldError, moment_of, normalise, parse_filter
+from ._conditions import RECORDS, field_condition
+from ._fields import FieldError, moment_of, normalise, parse_filter
+from ._links import links_to
 from ._schema import CatalogDef
 
 DEFAULT_MAX_FIELD_BYTES = 1024 * 1024
@@ -230,6 +225,12 @@ class RecordService:
         definition = self.catalog(catalog)
         row = self._row(session, catalog, record_id, lock=lock)
         values = self._validate(session, definition, changes, cause, creating=False)
+        return self._planned(row, definition, values, cause)
+
+    def _planned(
+        self, row: Any, definition: CatalogDef, values: dict[str, Any], cause: Cause
+    ) -> Record | PlannedUpdate:
+        """``plan_update`` of a row with values validated already."""
         changed = [k for k, v in values.items() if not _same(row.data.get(k), v)]
         if not changed:
             return Record.from_row(row, definition.fields)
@@ -278,9 +279,18 @@ class RecordService:
         )
 
     def delete(self, session: Session, catalog: str, record_id: int, cause: Cause) -> Record:
+        """Delete a record, and take it out of the link fields of records that point at
+        it (each such change an update with its own event, so their triggers run);
+        Conflict, and nothing written, if that would empty a required link."""
         definition = self.catalog(catalog)
-        row = self._row(session, catalog, record_id, lock=True)
+        row = self._row(session, catalog, record_id, lock=True, deleting=True)
         record = Record.from_row(row, definition.fields)
+        for linking in links_to(session, self.catalogs, catalog, row.id):
+            source = self.catalog(linking.catalog)
+            linked_row = self._row(session, linking.catalog, linking.record_id, lock=True)
+            planned = self._planned(linked_row, source, linking.values(linked_row.data), cause)
+            if isinstance(planned, PlannedUpdate):
+                self.write_planned(session, planned)
         session.connection().execute(_DELETE, {"record_id": row.id})
         self._emit(session, record, "deleted", list(record.data), record.as_dict(), None, cause)
         return record
@@ -358,7 +368,7 @@ class RecordService:
                     f"cannot filter {catalog} on {fname!r}",
                     [Problem(f"no field {fname!r}", where=catalog, hint=_known(definition))],
                 )
-            conditions.append(_condition(fdef, value, dialect))
+            conditions.append(field_condition(fdef, value, dialect))
         return definition, and_(*conditions)
 
     def parse_where(self, catalog: str, expressions: list[str]) -> dict[str, Any]:
@@ -404,9 +414,17 @@ class RecordService:
             )
         return Record.from_row(row, definition.fields)
 
-    def _row(self, session: Session, catalog: str, record_id: int, lock: bool = False) -> Any:
-        """The record's row (its columns as attributes), or NotFound."""
-        statement = _ROW_LOCKED if lock else _ROW
+    def _row(
+        self,
+        session: Session,
+        catalog: str,
+        record_id: int,
+        lock: bool = False,
+        deleting: bool = False,
+    ) -> Any:
+        """The record's row (its columns as attributes), or NotFound; ``lock``ed against
+        other writers of it, and ``deleting``, against writers linking to it too."""
+        statement = (_ROW_FOR_DELETE if deleting else _ROW_LOCKED) if lock else _ROW
         row = session.connection().execute(statement, {"id": record_id, "catalog": catalog}).first()
         if row is None:
             raise NotFound(f"{catalog} record {record_id} does not exist")
@@ -526,12 +544,15 @@ class RecordService:
 
 # The record service reads and writes the records table with plain statements, not
 # ORM objects: loading, tracking and flushing a RecordRow cost more than the SQL.
-_T = cast(Table, RecordRow.__table__)
+_T = RECORDS
 _COLUMNS = (_T.c.id, _T.c.catalog, _T.c.data, _T.c.version, _T.c.created_at, _T.c.updated_at)
 # One record by catalog and id (prepared once: processes read and write records by id
 # many times a second, and building the query each time cost as much as running it).
 _ROW = select(*_COLUMNS).where(_T.c.id == bindparam("id"), _T.c.catalog == bindparam("catalog"))
-_ROW_LOCKED = _ROW.with_for_update()
+# PostgreSQL: FOR NO KEY UPDATE to change a record, so writes linking to it (FOR KEY
+# SHARE, ``_LINKED``) go on meanwhile; FOR UPDATE to delete it, which waits for them.
+_ROW_LOCKED = _ROW.with_for_update(key_share=True)
+_ROW_FOR_DELETE = _ROW.with_for_update()
 # Records of a catalog by ids, the first ``limit`` of them.
 _BY_IDS = (
     select(*_COLUMNS)
@@ -553,9 +574,13 @@ _UPDATE = (
     )
 )
 _DELETE = delete(_T).where(_T.c.id == bindparam("record_id"))
-# Which of these ids are records of the catalog (for link fields).
-_LINKED = select(_T.c.id).where(
-    _T.c.catalog == bindparam("catalog"), _T.c.id.in_(bindparam("ids", expanding=True))
+# Which of these ids are records of the catalog (for link fields). On PostgreSQL they
+# stay locked against deletion (FOR KEY SHARE) until the linking write commits: a
+# delete waits for it, and then finds the new link to take out (see ``links_to``).
+_LINKED = (
+    select(_T.c.id)
+    .where(_T.c.catalog == bindparam("catalog"), _T.c.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(read=True, key_share=True)
 )
 _NEW_EVENT = insert(OutboxEvent).returning(OutboxEvent.id)
 _NEW_VALUES = insert(OutboxValues)
@@ -589,45 +614,6 @@ def _known(definition: CatalogDef) -> str:
     return f"fields of {definition.name}: {', '.join(definition.fields)}"
 
 
-def _accessor(fdef: FieldDef) -> Callable[[Any], Any]:
-    if fdef.type == "number":
-        return lambda c: c.as_float()
-    if fdef.type == "boolean":
-        return lambda c: c.as_boolean()
-    if fdef.type == "link":
-        return lambda c: c.as_integer()
-    return lambda c: c.as_string()
-
-
-def _condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
-    if fdef.is_list:
-        # "participants=3": the list holds 3; "participants=[3, 4]": it holds one of them.
-        wanted = value if isinstance(value, list) else [value]
-        if not wanted:
-            return literal(False)
-        return or_(*(_holds(fdef, v, dialect) for v in wanted))
-    column = _accessor(fdef)(_T.c.data[fdef.name])
-    if fdef.type == "number":
-        # Bound as the first value's type: [2, 4.5] would compare 4.5 as an integer.
-        value = [_float(v) for v in value] if isinstance(value, list) else _float(value)
-    result: ColumnElement[bool]
-    if isinstance(value, list):
-        result = column.in_(value) if value else literal(False)
-    elif value is None:
-        result = column.is_(None)
-    else:
-        result = column == value
-    return result
-
-
-def _holds(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
-    if dialect == "postgresql":
-        contains: ColumnElement[bool] = type_coerce(_T.c.data, JSONB)[fdef.name].contains([value])
-        return contains
-    items = func.json_each(_T.c.data, f'$."{fdef.name}"').table_valued("value")
-    return exists(select(literal(1)).select_from(items).where(items.c.value == value))
-
-
 def _same(a: Any, b: Any) -> bool:
     """Equal as stored JSON: unlike ``==``, ``true`` is not ``1`` (json fields may hold both)."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -637,10 +623,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
-
-
-def _float(value: Any) -> Any:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
 def _check_order(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from engine.catalogs import Cause, Record
-from engine.errors import NotFound, ValidationFailed
+from engine.errors import Conflict, NotFound, ValidationFailed
 from engine.runtime import Project
 from engine.store import OutboxEvent
 
@@ -318,6 +319,122 @@ def test_the_id_of_a_deleted_record_is_never_given_again(project: Project) -> No
         project.records.delete(session, "meetings", last, ADA)
     again = create(project, "meetings", meeting(title="Again")).id
     assert again > last > first
+
+
+def delete(project: Project, catalog: str, record_id: int, cause: Cause = ADA) -> Record:
+    with project.db.session() as session:
+        return project.records.delete(session, catalog, record_id, cause)
+
+
+def test_deleting_a_record_takes_it_out_of_the_links_that_point_at_it(
+    project: Project, outbox: Outbox
+) -> None:
+    ada, bob = employee(project, "Ada"), employee(project, "Bob")
+    alan = employee(project, "Alan", manager=ada)
+    kickoff = create(project, "meetings", meeting(organizer=ada, participants=[bob, ada])).id
+    retro = create(project, "meetings", meeting(title="Retro", participants=[bob])).id
+    seen = len(outbox())
+    delete(project, "employees", ada)
+    after = get(project, "meetings", kickoff)
+    assert (after.data["organizer"], after.data["participants"], after.version) == (None, [bob], 2)
+    assert get(project, "employees", alan).data["manager"] is None
+    assert get(project, "meetings", retro).version == 1  # never linked to Ada: untouched
+    # Each linking record changed as any update does - its own event, so its triggers
+    # run (the meetings job updates the event's attendees) - and by whoever deleted.
+    events = [(e.catalog, e.record_id, e.kind, e.changed, e.cause_user) for e in outbox()[seen:]]
+    assert events == [
+        ("employees", alan, "updated", ["manager"], "ada"),
+        ("meetings", kickoff, "updated", ["organizer", "participants"], "ada"),
+        (
+            "employees",
+            ada,
+            "deleted",
+            ["name", "email", "active", "level", "team", "manager", "skills"],
+            "ada",
+        ),
+    ]
+
+
+def test_a_record_linking_to_itself_is_deleted_with_no_update_of_its_own(
+    project: Project, outbox: Outbox
+) -> None:
+    boss = employee(project, "Grace")
+    with project.db.session() as session:
+        project.records.update(session, "employees", boss, {"manager": boss}, ADA)
+    seen = len(outbox())
+    delete(project, "employees", boss)
+    assert [(e.record_id, e.kind) for e in outbox()[seen:]] == [(boss, "deleted")]
+
+
+TASKS = """\
+fields:
+  title: {type: text, required: true}
+  owner: {type: link, catalog: employees, required: true}
+  reviewers: {type: link, catalog: employees, many: true, required: true}
+"""
+
+
+def test_a_delete_that_would_empty_a_required_link_is_refused_and_writes_nothing(
+    open_test_project: Callable[..., Project], employees_yaml: str, meetings_yaml: str
+) -> None:
+    project = open_test_project(
+        catalogs={"employees": employees_yaml, "meetings": meetings_yaml, "tasks": TASKS}
+    )
+    ada, bob = employee(project, "Ada"), employee(project, "Bob")
+    owned = create(project, "tasks", {"title": "Owned", "owner": ada, "reviewers": [bob]}).id
+    reviewed = create(project, "tasks", {"title": "Only Ada", "owner": bob, "reviewers": [ada]}).id
+    shared = create(project, "tasks", {"title": "Both", "owner": bob, "reviewers": [ada, bob]}).id
+    planned = create(project, "meetings", meeting(participants=[ada, bob])).id
+    with pytest.raises(Conflict) as exc:
+        delete(project, "employees", ada)
+    assert exc.value.message == (
+        f"employees record {ada} was not deleted: required links point at it"
+    )
+    hint = f"point those records elsewhere or delete them, then delete employees record {ada}"
+    assert [(p.where, p.message, p.hint) for p in exc.value.problems] == [
+        ("tasks.owner", f"1 record(s) ({owned}) link to it, and the field is required", hint),
+        (
+            "tasks.reviewers",
+            f"1 record(s) ({reviewed}) link to it, and the field is required",
+            hint,
+        ),
+    ]
+    # Nothing written: Ada is there, and so are every link to her.
+    assert get(project, "employees", ada).version == 1
+    assert get(project, "tasks", shared).data["reviewers"] == [ada, bob]
+    assert get(project, "meetings", planned).data["participants"] == [ada, bob]
+    # Once the required links point elsewhere, the delete goes through.
+    update(project, "tasks", owned, {"owner": bob})
+    update(project, "tasks", reviewed, {"reviewers": [bob]})
+    delete(project, "employees", ada)
+    assert get(project, "tasks", shared).data["reviewers"] == [bob]
+
+
+def test_a_link_written_while_its_target_is_deleted_is_taken_out_too(project: Project) -> None:
+    """The delete waits for a transaction that links to the record, then unlinks that
+    record as well: no link is left pointing at a deleted record."""
+    ada, bob = employee(project, "Ada"), employee(project, "Bob")
+    deleted = threading.Event()
+    errors: list[BaseException] = []
+
+    def delete_ada() -> None:
+        try:
+            delete(project, "employees", ada)
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+        deleted.set()
+
+    with project.db.session() as session:
+        linking = project.records.create(
+            session, "meetings", meeting(participants=[ada, bob]), ADA
+        ).id
+        deleter = threading.Thread(target=delete_ada)
+        deleter.start()
+        # The delete cannot finish while the linking write is open.
+        assert not deleted.wait(0.5)
+    deleter.join(30)
+    assert not errors
+    assert get(project, "meetings", linking).data["participants"] == [bob]
 
 
 def test_missing_records_are_not_found_with_a_clear_message(project: Project) -> None:
