@@ -99,7 +99,10 @@ def test_patch_needs_no_required_fields_but_is_checked(api: Api) -> None:
 
 def test_unknown_path_and_method(api: Api) -> None:
     assert api.call("GET", "/nothing/here").status_code == 404
-    assert api.call("DELETE", "/users/me/calendarList").status_code == 405
+    refused = api.call("DELETE", "/users/me/calendarList")
+    assert refused.status_code == 405 and reason(refused) == "httpMethodNotAllowed"
+    # What the path does take (RFC 9110: a 405 names it): calendarList.list and .insert.
+    assert refused.headers["Allow"] == "GET, POST"
     assert api.call("POST", "/calendars/primary/events", data="{not json").status_code == 400
     not_done = api.call("GET", "/colors")
     assert not_done.status_code == 501 and reason(not_done) == "notImplemented"

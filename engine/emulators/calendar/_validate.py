@@ -79,16 +79,21 @@ def methods() -> tuple[Method, ...]:
 
 def route(http_method: str, raw_path: str) -> tuple[Method, dict[str, str]]:
     """The discovery method for a request path relative to ``/calendar/v3/``."""
-    path_matched = False
+    allowed: list[str] = []  # the methods the path takes, for a 405's Allow header
     for method in methods():
         match = method.pattern.match(raw_path)
         if match is None:
             continue
-        path_matched = True
         if method.http_method == http_method:
             return method, {k: unquote(v) for k, v in match.groupdict().items()}
-    if path_matched:
-        raise ApiError(405, "httpMethodNotAllowed", f"Method {http_method} not allowed")
+        allowed.append(method.http_method)
+    if allowed:
+        raise ApiError(
+            405,
+            "httpMethodNotAllowed",
+            f"Method {http_method} not allowed",
+            headers={"Allow": ", ".join(sorted(set(allowed)))},
+        )
     raise ApiError(404, "notFound", "Not Found")
 
 
