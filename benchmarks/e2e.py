@@ -345,7 +345,9 @@ def bench_growth(quick: bool) -> dict[str, float]:
     the minutes growing a store takes, and a before/after comparison caught that
     drift as much as the growth (a "loss" of -1% to 12% between runs of the same code).
     """
-    meetings, clients, grown = (8, 4, 2000) if quick else (600, 16, 200_000)
+    # 1,500 meetings a turn (~15 s): with 600 (~6 s) a few slow seconds read as a
+    # loss of 11.5% once, where the next two runs read 0.3% and 2.7%.
+    meetings, clients, grown = (8, 4, 2000) if quick else (1500, 16, 200_000)
     fresh, big = Rig(), Rig()
     try:
         for rig in (fresh, big):
