@@ -287,7 +287,10 @@ class RecordService:
         record = Record.from_row(row, definition.fields)
         for linking in links_to(session, self.catalogs, catalog, row.id):
             source = self.catalog(linking.catalog)
-            linked_row = self._row(session, linking.catalog, linking.record_id, lock=True)
+            try:
+                linked_row = self._row(session, linking.catalog, linking.record_id, lock=True)
+            except NotFound:
+                continue  # deleted meanwhile: it links to nothing any more
             planned = self._planned(linked_row, source, linking.values(linked_row.data), cause)
             if isinstance(planned, PlannedUpdate):
                 self.write_planned(session, planned)
