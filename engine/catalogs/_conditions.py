@@ -13,7 +13,6 @@ from engine.store import RecordRow
 from ._fields import FieldDef
 
 RECORDS = cast(Table, RecordRow.__table__)
-_T = RECORDS
 
 
 def _accessor(fdef: FieldDef) -> Callable[[Any], Any]:
@@ -34,7 +33,7 @@ def field_condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[b
         if not wanted:
             return literal(False)
         return or_(*(_holds(fdef, v, dialect) for v in wanted))
-    column = _accessor(fdef)(_T.c.data[fdef.name])
+    column = _accessor(fdef)(RECORDS.c.data[fdef.name])
     if fdef.type == "number":
         # Bound as the first value's type: [2, 4.5] would compare 4.5 as an integer.
         value = [_float(v) for v in value] if isinstance(value, list) else _float(value)
@@ -50,9 +49,10 @@ def field_condition(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[b
 
 def _holds(fdef: FieldDef, value: Any, dialect: str) -> ColumnElement[bool]:
     if dialect == "postgresql":
-        contains: ColumnElement[bool] = type_coerce(_T.c.data, JSONB)[fdef.name].contains([value])
+        data = type_coerce(RECORDS.c.data, JSONB)
+        contains: ColumnElement[bool] = data[fdef.name].contains([value])
         return contains
-    items = func.json_each(_T.c.data, f'$."{fdef.name}"').table_valued("value")
+    items = func.json_each(RECORDS.c.data, f'$."{fdef.name}"').table_valued("value")
     return exists(select(literal(1)).select_from(items).where(items.c.value == value))
 
 
