@@ -165,7 +165,7 @@ class RecordService:
             existing = connection.execute(_BY_KEY, {"key": idempotency_key}).one_or_none()
             if existing is not None:
                 return self._replayed(existing, definition, idempotency_key)
-        values = self._validate(session, definition, data, cause, creating=True)
+        values = self._validate(session, definition, data, cause)
         _check_order(definition, values)
         now = utcnow()
         row = {
@@ -224,7 +224,7 @@ class RecordService:
         change, else the update to write. Reads only (and, ``lock``, locks the row)."""
         definition = self.catalog(catalog)
         row = self._row(session, catalog, record_id, lock=lock)
-        values = self._validate(session, definition, changes, cause, creating=False)
+        values = self._validate(session, definition, changes, cause, current=row.data)
         return self._planned(row, definition, values, cause)
 
     def _planned(
@@ -440,8 +440,14 @@ class RecordService:
         data: Mapping[str, Any],
         cause: Cause,
         *,
-        creating: bool,
+        current: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """The values of ``data`` normalised, or ValidationFailed naming each problem.
+
+        ``current``: the record's data when this is an update of it (None: a create,
+        where every field gets a value, its default if none was given).
+        """
+        creating = current is None
         if not isinstance(data, Mapping):
             raise ValidationFailed(
                 f"{definition.name} record data must be an object of field values",
@@ -488,20 +494,34 @@ class RecordService:
                 continue
             if fdef.required and fname in values and values[fname] in (None, "", []):
                 problems.append(Problem("is required", where, f"give a {fdef.type} value"))
-        problems.extend(self._check_links(session, definition, values))
+        problems.extend(self._check_links(session, definition, values, current or {}))
         if problems:
             raise ValidationFailed(f"the {definition.name} record was refused", problems)
         return values
 
     def _check_links(
-        self, session: Session, definition: CatalogDef, values: Mapping[str, Any]
+        self,
+        session: Session,
+        definition: CatalogDef,
+        values: Mapping[str, Any],
+        current: Mapping[str, Any],
     ) -> list[Problem]:
+        """A problem for each linked record that does not exist; those that do stay
+        locked against deletion until this write commits (see ``_LINKED``).
+
+        Only links the write adds are checked: one the record has already is taken
+        out by whoever deletes its target, and that delete waits for this record's
+        row, which the writer holds. Locking the target as well would take the two
+        rows in the opposite order to the delete: a deadlock on PostgreSQL.
+        """
         problems: list[Problem] = []
         for fname, value in values.items():
             fdef = definition.fields[fname]
             if fdef.type != "link" or value in (None, []):
                 continue
-            wanted = set(value if isinstance(value, list) else [value])
+            wanted = _link_set(value) - _link_set(current.get(fname))
+            if not wanted:
+                continue
             found = set(session.scalars(_LINKED, {"catalog": fdef.catalog, "ids": list(wanted)}))
             for missing in sorted(wanted - found):
                 problems.append(
@@ -587,6 +607,13 @@ _LINKED = (
 )
 _NEW_EVENT = insert(OutboxEvent).returning(OutboxEvent.id)
 _NEW_VALUES = insert(OutboxValues)
+
+
+def _link_set(value: Any) -> set[Any]:
+    """The ids a link field's value holds (one, several or none)."""
+    if value is None:
+        return set()
+    return set(value) if isinstance(value, list) else {value}
 
 
 def _id(value: Any) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from engine.catalogs import Cause, Record
 from engine.errors import Conflict, NotFound, ValidationFailed
@@ -435,6 +437,65 @@ def test_a_link_written_while_its_target_is_deleted_is_taken_out_too(project: Pr
     deleter.join(30)
     assert not errors
     assert get(project, "meetings", linking).data["participants"] == [bob]
+
+
+def _wait_for_a_lock_wait(project: Project) -> None:
+    """Until another transaction of this store waits for a row lock (PostgreSQL); on
+    SQLite, where a writer waits for the whole database, for half a second."""
+    if project.db.engine.dialect.name != "postgresql":
+        time.sleep(0.5)
+        return
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + 30
+    with project.db.engine.connect() as conn:
+        while not conn.execute(waiting).scalar():
+            assert time.monotonic() < deadline, "the delete never waited for the update"
+            time.sleep(0.02)
+            conn.rollback()
+
+
+def test_an_update_keeping_a_link_while_its_target_is_deleted_does_not_deadlock(
+    project: Project,
+) -> None:
+    """The update holds its record's row; the delete of a linked record holds that
+    record and waits for the row to take the link out. The update must not then wait
+    for the deleted record (it used to check every link it was given, kept or new,
+    and PostgreSQL aborted one of the two as a deadlock)."""
+    ada, bob = employee(project, "Ada"), employee(project, "Bob")
+    sync = create(project, "meetings", meeting(participants=[ada])).id
+    deleted = threading.Event()
+    errors: list[BaseException] = []
+
+    def delete_ada() -> None:
+        try:
+            delete(project, "employees", ada)
+        except BaseException as exc:  # reported by the test below
+            errors.append(exc)
+        deleted.set()
+
+    with project.db.session() as session:
+        project.records.update(session, "meetings", sync, {"title": "Moved"}, ADA)
+        deleter = threading.Thread(target=delete_ada)
+        deleter.start()
+        _wait_for_a_lock_wait(project)
+        project.records.update(
+            session, "meetings", sync, {"title": "Moved again", "participants": [ada, bob]}, ADA
+        )
+        assert not deleted.is_set()
+    deleter.join(30)
+    assert not errors
+    after = get(project, "meetings", sync)
+    assert (after.data["title"], after.data["participants"]) == ("Moved again", [bob])
+
+
+def test_an_update_still_refuses_a_link_it_adds_to_a_missing_record(project: Project) -> None:
+    ada = employee(project, "Ada")
+    sync = create(project, "meetings", meeting(participants=[ada])).id
+    problems = refused(lambda: update(project, "meetings", sync, {"participants": [ada, 999999]}))
+    assert problems == {"meetings.participants": "employees record 999999 does not exist"}
 
 
 def test_missing_records_are_not_found_with_a_clear_message(project: Project) -> None:
