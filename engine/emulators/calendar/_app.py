@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import _calendars, _events, _oauth
+from . import _calendars, _events, _fields, _oauth
 from ._call import Call, Reply
 from ._errors import ApiError, OAuthError
 from ._faults import FaultInjector, Faults
@@ -182,6 +182,9 @@ async def _serve(core: Core, request: Request) -> Reply:
     request.scope["emulator.user"] = user
     core.injector.check(user)
     params = validate_query(method, query)
+    selection = _fields.parse(params["fields"]) if params.get("fields", "").strip() else None
+    if selection is not None:
+        _fields.check(selection, method)  # before the method runs: a bad one does nothing
     params.update(path_params)
     body: Any = None
     if method.request_schema is not None:
@@ -205,7 +208,10 @@ async def _serve(core: Core, request: Request) -> Reply:
         headers={k.lower(): v for k, v in request.headers.items()},
         base_url=str(request.base_url).rstrip("/"),
     )
-    return handler(call)
+    reply = handler(call)
+    if selection is not None and reply.body is not None:
+        reply.body = _fields.apply(selection, reply.body)
+    return reply
 
 
 def _admin(app: FastAPI, core: Core) -> None:

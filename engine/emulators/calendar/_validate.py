@@ -181,7 +181,8 @@ def validate_body(method: Method, body: Any, *, partial: bool) -> None:
     _check_value({"$ref": schema}, body, label, method.id if not partial else None)
 
 
-def _resolve(spec: dict[str, Any]) -> dict[str, Any]:
+def schema_of(spec: dict[str, Any]) -> dict[str, Any]:
+    """A schema as written, or the one its ``$ref`` names in the document."""
     ref = spec.get("$ref")
     if ref is None:
         return spec
@@ -192,7 +193,7 @@ def _resolve(spec: dict[str, Any]) -> dict[str, Any]:
 def _check_value(spec: dict[str, Any], value: Any, path: str, method_id: str | None) -> None:
     if value is None:  # JSON null clears a field (patch semantics)
         return
-    spec = _resolve(spec)
+    spec = schema_of(spec)
     kind = spec.get("type", "string")
     if kind == "any":
         return
