@@ -180,8 +180,68 @@ def bench_sandbox(quick: bool) -> dict[str, float]:
     return figures
 
 
+def _loop_process(turns: int) -> str:
+    """A process that turns a loop (script, exclusive gateway, back) ``turns`` times."""
+    flows = [
+        ("start", "count", None),
+        ("count", "again", None),
+        ("again", "count", f"n &lt; {turns}"),
+        ("again", "end", None),
+    ]
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        '<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'id="d" targetNamespace="https://catflow.dev/bench">'
+        '<bpmn:process id="loop" isExecutable="true"><bpmn:startEvent id="start"/>'
+        '<bpmn:scriptTask id="count"><bpmn:script>n = n + 1</bpmn:script></bpmn:scriptTask>'
+        '<bpmn:exclusiveGateway id="again" default="f3"/><bpmn:endEvent id="end"/>'
+    )
+    for i, (source, target, condition) in enumerate(flows):
+        xml += f'<bpmn:sequenceFlow id="f{i}" sourceRef="{source}" targetRef="{target}"'
+        if condition is None:
+            xml += "/>"
+        else:
+            xml += (
+                '><bpmn:conditionExpression xsi:type="bpmn:tFormalExpression">'
+                f"{condition}</bpmn:conditionExpression></bpmn:sequenceFlow>"
+            )
+    parsed = validate_file(
+        (xml + "</bpmn:process></bpmn:definitions>").encode(),
+        "loop.bpmn",
+        OPERATORS.all(),
+        max_bytes=1_000_000,
+    )
+    return parsed.processes[0].spec
+
+
+def bench_loop(quick: bool) -> dict[str, float]:
+    """A loop run in memory (no store): ms per turn when short and when long. Every
+    turn adds a level to SpiffWorkflow's task tree; a scan of the whole tree per task
+    once made the long loop cost ~10x more per turn (2,000 turns: 17 s)."""
+    short, long = (20, 100) if quick else (200, 2000)
+    figures: dict[str, float] = {}
+    for turns in (short, long):
+        spec = _loop_process(turns)
+
+        def run(spec: str = spec, turns: int = turns) -> object:
+            process = ProcessRun.start(spec, {"n": 0})
+            outcome = process.advance(_NoHooks(), max_tasks=1_000_000)
+            assert outcome.status == "completed", outcome
+            assert process.variables()["n"] == turns
+            return process
+
+        figures[f"loop_ms_per_turn_at_{turns}"] = _timed(1 if quick else 3, run) / turns * 1e3
+    figures["loop_long_vs_short_per_turn"] = (
+        figures[f"loop_ms_per_turn_at_{long}"] / figures[f"loop_ms_per_turn_at_{short}"]
+    )
+    pool().close()
+    return figures
+
+
 CASES: dict[str, Callable[[bool], dict[str, float]]] = {
     "sandbox": bench_sandbox,
+    "loop": bench_loop,
     "e2e_sqlite": bench_e2e_sqlite,
     "raw_spiff": bench_raw_spiff,
     "pg_celery": bench_pg_celery,
