@@ -39,7 +39,7 @@ _SPIFF_MAX_DEPTH = 1000
 def ready_tasks(workflow: Any) -> list[Any]:
     """``workflow.get_tasks(state=TaskState.READY)``: the READY tasks, tree order."""
     found = _in_state(workflow, _READY)
-    if len(found) > 1:  # their order is the tree's: walk it
+    if found is None or len(found) > 1:  # their order is the tree's: walk it
         found = _ready_in_tree_order(workflow)
     if _CHECK and _shallow(workflow, with_subprocesses=True):
         expected = workflow.get_tasks(state=_READY)
@@ -48,30 +48,25 @@ def ready_tasks(workflow: Any) -> list[Any]:
     return found
 
 
-def _in_state(workflow: Any, state: int) -> list[Any]:
+def _in_state(workflow: Any, state: int) -> list[Any] | None:
     """The tasks of ``workflow`` and of the subprocesses under it in ``state``, in no
-    particular order.
+    particular order; None when which subprocesses are under it takes a walk to know.
 
     A look at each task, but no walk: every turn of a loop adds a level to the tree,
     and walking it for each task run made a loop of n turns cost n² (2,000 turns:
     17 s). None or one is what a walk would find; several need the walk's order.
     """
-    found = [task for task in workflow.tasks.values() if task._state & state]
     top = workflow.top_workflow
-    for subprocess in top.subprocesses.values():
-        if workflow is top or _within(subprocess, workflow):
-            found.extend(task for task in subprocess.tasks.values() if task._state & state)
+    if workflow is top:
+        under = list(top.subprocesses.values())  # every subprocess runs inside it
+    elif len(top.subprocesses) == 1:
+        under = []  # the only subprocess is this one
+    else:
+        return None
+    found = [task for task in workflow.tasks.values() if task._state & state]
+    for subprocess in under:
+        found.extend(task for task in subprocess.tasks.values() if task._state & state)
     return found
-
-
-def _within(subprocess: Any, workflow: Any) -> bool:
-    """Whether ``subprocess`` runs (at any depth) inside ``workflow``."""
-    parent = subprocess.parent_workflow
-    while parent is not None:
-        if parent is workflow:
-            return True
-        parent = getattr(parent, "parent_workflow", None)
-    return False
 
 
 def _ready_in_tree_order(workflow: Any) -> list[Any]:

@@ -412,30 +412,40 @@ def test_a_delete_that_would_empty_a_required_link_is_refused_and_writes_nothing
     assert get(project, "tasks", shared).data["reviewers"] == [bob]
 
 
+class _Deleting:
+    """A record being deleted in a thread of its own (its own session), started now."""
+
+    def __init__(self, project: Project, catalog: str, record_id: int) -> None:
+        self.done = threading.Event()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, args=(project, catalog, record_id))
+        self.thread.start()
+
+    def _run(self, project: Project, catalog: str, record_id: int) -> None:
+        try:
+            delete(project, catalog, record_id)
+        except BaseException as exc:  # reported by finish()
+            self.errors.append(exc)
+        self.done.set()
+
+    def finish(self) -> None:
+        """Wait for the delete; it must have succeeded."""
+        self.thread.join(30)
+        assert self.done.is_set() and not self.errors, self.errors
+
+
 def test_a_link_written_while_its_target_is_deleted_is_taken_out_too(project: Project) -> None:
     """The delete waits for a transaction that links to the record, then unlinks that
     record as well: no link is left pointing at a deleted record."""
     ada, bob = employee(project, "Ada"), employee(project, "Bob")
-    deleted = threading.Event()
-    errors: list[BaseException] = []
-
-    def delete_ada() -> None:
-        try:
-            delete(project, "employees", ada)
-        except BaseException as exc:  # reported by the test below
-            errors.append(exc)
-        deleted.set()
-
     with project.db.session() as session:
         linking = project.records.create(
             session, "meetings", meeting(participants=[ada, bob]), ADA
         ).id
-        deleter = threading.Thread(target=delete_ada)
-        deleter.start()
+        deleter = _Deleting(project, "employees", ada)
         # The delete cannot finish while the linking write is open.
-        assert not deleted.wait(0.5)
-    deleter.join(30)
-    assert not errors
+        assert not deleter.done.wait(0.5)
+    deleter.finish()
     assert get(project, "meetings", linking).data["participants"] == [bob]
 
 
@@ -466,27 +476,15 @@ def test_an_update_keeping_a_link_while_its_target_is_deleted_does_not_deadlock(
     and PostgreSQL aborted one of the two as a deadlock)."""
     ada, bob = employee(project, "Ada"), employee(project, "Bob")
     sync = create(project, "meetings", meeting(participants=[ada])).id
-    deleted = threading.Event()
-    errors: list[BaseException] = []
-
-    def delete_ada() -> None:
-        try:
-            delete(project, "employees", ada)
-        except BaseException as exc:  # reported by the test below
-            errors.append(exc)
-        deleted.set()
-
     with project.db.session() as session:
         project.records.update(session, "meetings", sync, {"title": "Moved"}, ADA)
-        deleter = threading.Thread(target=delete_ada)
-        deleter.start()
+        deleter = _Deleting(project, "employees", ada)
         _wait_for_a_lock_wait(project)
         project.records.update(
             session, "meetings", sync, {"title": "Moved again", "participants": [ada, bob]}, ADA
         )
-        assert not deleted.is_set()
-    deleter.join(30)
-    assert not errors
+        assert not deleter.done.is_set()
+    deleter.finish()
     after = get(project, "meetings", sync)
     assert (after.data["title"], after.data["participants"]) == ("Moved again", [bob])
 

@@ -182,9 +182,7 @@ async def _serve(core: Core, request: Request) -> Reply:
     request.scope["emulator.user"] = user
     core.injector.check(user)
     params = validate_query(method, query)
-    selection = _fields.parse(params["fields"]) if params.get("fields", "").strip() else None
-    if selection is not None:
-        _fields.check(selection, method)  # before the method runs: a bad one does nothing
+    selection = _fields.requested(params, method)  # before the method runs: a bad one does nothing
     params.update(path_params)
     body: Any = None
     if method.request_schema is not None:

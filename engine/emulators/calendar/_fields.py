@@ -37,6 +37,19 @@ def _invalid(what: str) -> ApiError:
     )
 
 
+def requested(params: dict[str, Any], method: Method) -> Selection | None:
+    """The request's selection (None: the whole answer), parsed and checked against
+    the method's response; a 400 for one that does not parse or names no field."""
+    text = params.get("fields", "")
+    if not text.strip():
+        return None
+    selection = parse(text)
+    response = method.spec.get("response")
+    if response is not None:
+        _check(selection, response)
+    return selection
+
+
 def parse(text: str) -> Selection:
     """The selection ``text`` names; a 400 for one that does not parse."""
     tokens: list[str] = []
@@ -104,14 +117,8 @@ def _merge(selection: Selection, name: str, inner: Selection | None) -> None:
         _merge(have, key, value)
 
 
-def check(selection: Selection, method: Method) -> None:
-    """A 400 for a selected name the method's response schema does not have."""
-    response = method.spec.get("response")
-    if response is not None:
-        _check(selection, response)
-
-
 def _check(selection: Selection, spec: dict[str, Any]) -> None:
+    """A 400 for a selected name the schema ``spec`` does not have."""
     spec = _object_of(spec)
     properties: dict[str, Any] = spec.get("properties", {})
     extra = spec.get("additionalProperties")  # a map: any key
